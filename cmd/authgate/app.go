@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/authgate/authgate/proxy"
+	"github.com/authgate/authgate/proxy/idp"
+	"github.com/authgate/authgate/session"
+	"github.com/authgate/authgate/upstream"
+)
+
+// MainOptions are the parts of the process a test may replace.
+type MainOptions struct {
+	// LogOutput receives the logs; nil means os.Stderr.
+	LogOutput io.Writer
+	// Now is the clock of sessions and tokens; nil means time.Now.
+	Now func() time.Time
+	// DiscoveryRetryMin and DiscoveryRetryMax override the discovery backoff.
+	DiscoveryRetryMin, DiscoveryRetryMax time.Duration
+}
+
+// Main is one running authgate: the proxy listener, the internal listener
+// and the discovery loop. Tests start it in-process with addresses ":0".
+type Main struct {
+	cfg      *Config
+	log      *slog.Logger
+	provider *idp.Provider
+	handler  *proxy.Handler
+	registry *prometheus.Registry
+
+	proxyLn, internalLn net.Listener
+	proxySrv, internal  *http.Server
+	certs               *certReloader
+
+	ready     chan struct{} // closed when listening
+	closeOnce sync.Once
+}
+
+// NewMain wires every package from cfg. It opens the listeners, so their
+// addresses are known before Run.
+func NewMain(cfg *Config, o MainOptions) (*Main, error) {
+	out := o.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	logger := newLogger(out, cfg)
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	idpClient, err := newHTTPClient(cfg.OIDCCAFile, cfg.OIDCTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("AUTHGATE_OIDC_CA_FILE: %w", err)
+	}
+	provider, err := idp.New(idp.Options{
+		IssuerURL:         cfg.IssuerURL,
+		ClientID:          cfg.ClientID,
+		ClientSecret:      cfg.ClientSecret,
+		RedirectURL:       cfg.RedirectURL,
+		Scopes:            cfg.Scopes,
+		GroupsClaim:       cfg.GroupsClaim,
+		HTTPClient:        idpClient,
+		Logger:            logger,
+		Now:               now,
+		DiscoveryRetryMin: o.DiscoveryRetryMin,
+		DiscoveryRetryMax: o.DiscoveryRetryMax,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configure identity provider: %w", err)
+	}
+
+	cookieOpts := session.CookieOptions{Name: cfg.CookieName, Domain: cfg.CookieDomain, Secure: cfg.CookieSecure}
+	store, err := session.NewCookieStore(session.CookieStoreOptions{Cookie: cookieOpts, Keys: cfg.cookieKeys, Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("configure session cookie: %w", err)
+	}
+	sealer, err := session.NewSealer(cfg.cookieKeys)
+	if err != nil {
+		return nil, fmt.Errorf("configure cookie keys: %w", err)
+	}
+	flowCookie := cookieOpts
+	flowCookie.Name = cfg.CookieName + "_flow"
+	sessionCookies := store.Cookies()
+	flowPrefix := session.NewCookies(flowCookie).Name() + "_"
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := proxy.NewMetrics(registry)
+
+	upstreamTLS, err := tlsClientConfig(cfg.UpstreamCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("AUTHGATE_UPSTREAM_CA_FILE: %w", err)
+	}
+	up, err := upstream.New(upstream.Options{
+		Target:                cfg.Upstream,
+		DialTimeout:           cfg.UpstreamDialTimeout,
+		ResponseHeaderTimeout: cfg.UpstreamResponseTimeout,
+		MaxIdleConnsPerHost:   cfg.UpstreamIdleConns,
+		IdleConnTimeout:       cfg.UpstreamIdleConnTimeout,
+		TLSClientConfig:       upstreamTLS,
+		IsOwnCookie: func(name string) bool {
+			return sessionCookies.Owns(name) || strings.HasPrefix(name, flowPrefix)
+		},
+		RequestIDHeader: cfg.RequestIDHeader,
+		WriteError:      proxy.UpstreamErrorWriter(cfg.RequestIDHeader),
+		Logger:          logger,
+		Observe: func(_ *http.Request, status int, d time.Duration) {
+			metrics.ObserveUpstream(status, d.Seconds())
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configure upstream: %w", err)
+	}
+
+	postLogout := cfg.PostLogoutRedirectURL
+	if postLogout == "" {
+		postLogout = originOf(cfg.RedirectURL) + "/"
+	}
+	handler, err := proxy.New(proxy.Options{
+		Provider:              provider,
+		Store:                 store,
+		Sealer:                sealer,
+		Upstream:              up,
+		PathPrefix:            cfg.PathPrefix,
+		FlowCookie:            flowCookie,
+		SessionTTL:            cfg.SessionTTL,
+		RefreshSkew:           cfg.RefreshSkew,
+		PostLogoutRedirectURL: postLogout,
+		RequestIDHeader:       cfg.RequestIDHeader,
+		Metrics:               metrics,
+		Logger:                logger,
+		Now:                   now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configure proxy: %w", err)
+	}
+
+	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, ready: make(chan struct{})}
+	if cfg.TLSCertFile != "" {
+		m.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if m.proxyLn, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+		return nil, fmt.Errorf("AUTHGATE_LISTEN_ADDR: %w", err)
+	}
+	if m.internalLn, err = net.Listen("tcp", cfg.InternalAddr); err != nil {
+		m.proxyLn.Close()
+		return nil, fmt.Errorf("AUTHGATE_INTERNAL_ADDR: %w", err)
+	}
+	m.proxySrv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	if m.certs != nil {
+		m.proxySrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: m.certs.GetCertificate}
+	}
+	m.internal = &http.Server{
+		Handler:           m.internalHandler(),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+	}
+	return m, nil
+}
+
+// ProxyAddr is the address the proxy listens on.
+func (m *Main) ProxyAddr() string { return m.proxyLn.Addr().String() }
+
+// InternalAddr is the address of /healthz, /readyz and /metrics.
+func (m *Main) InternalAddr() string { return m.internalLn.Addr().String() }
+
+// Handler is the proxy's handler, for tests that drive it directly.
+func (m *Main) Handler() http.Handler { return m.handler }
+
+// Run serves until ctx ends, then drains in-flight requests for at most
+// AUTHGATE_SHUTDOWN_TIMEOUT.
+func (m *Main) Run(ctx context.Context) error {
+	discoveryCtx, stopDiscovery := context.WithCancel(ctx)
+	defer stopDiscovery()
+	go m.provider.Run(discoveryCtx)
+
+	errc := make(chan error, 2)
+	go func() {
+		var err error
+		if m.certs != nil {
+			err = m.proxySrv.ServeTLS(m.proxyLn, "", "")
+		} else {
+			err = m.proxySrv.Serve(m.proxyLn)
+		}
+		errc <- err
+	}()
+	go func() { errc <- m.internal.Serve(m.internalLn) }()
+	m.log.Info("authgate listening", "version", version, "addr", m.ProxyAddr(), "internal_addr", m.InternalAddr(),
+		"upstream", redactURL(m.cfg.Upstream), "issuer", m.cfg.IssuerURL, "tls", m.certs != nil)
+	close(m.ready)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	m.log.Info("shutting down", "timeout", m.cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.ShutdownTimeout)
+	defer cancel()
+	err := errors.Join(m.proxySrv.Shutdown(shutdownCtx), m.internal.Shutdown(shutdownCtx))
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	m.log.Info("stopped")
+	return nil
+}
+
+// Close stops listening at once; Run's shutdown does the graceful part.
+func (m *Main) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		err = errors.Join(m.proxySrv.Close(), m.internal.Close())
+	})
+	return err
+}
+
+// internalHandler serves the health, readiness and metrics endpoints.
+func (m *Main) internalHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !m.handler.Ready() {
+			http.Error(w, "identity provider not discovered yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func newLogger(w io.Writer, cfg *Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// newHTTPClient returns the client for calls to the IdP.
+func newHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
+	tlsConfig, err := tlsClientConfig(caFile)
+	if err != nil {
+		return nil, err
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tlsConfig
+	return &http.Client{Transport: t, Timeout: timeout}, nil
+}
+
+// tlsClientConfig trusts the system roots plus caFile, if given.
+func tlsClientConfig(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA bundle: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+func originOf(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		rest = rest[:j]
+	}
+	return raw[:i+3] + rest
+}
+
+// redactURL drops anything that could be a credential from a URL for logs.
+func redactURL(raw string) string {
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	return raw
+}

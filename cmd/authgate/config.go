@@ -1,0 +1,358 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is every setting authgate reads. It is filled from environment
+// variables only; the tag names are a public contract.
+type Config struct {
+	Upstream         string `envconfig:"AUTHGATE_UPSTREAM" desc:"upstream URL: http://, https://, h2c:// or unix:///path/to.sock (required)"`
+	IssuerURL        string `envconfig:"AUTHGATE_OIDC_ISSUER_URL" desc:"OpenID Provider issuer; endpoints come from discovery (required)"`
+	ClientID         string `envconfig:"AUTHGATE_CLIENT_ID" desc:"OAuth client id (required)"`
+	ClientSecret     string `envconfig:"AUTHGATE_CLIENT_SECRET" secret:"true" desc:"OAuth client secret; empty makes a public client (PKCE only)"`
+	ClientSecretFile string `envconfig:"AUTHGATE_CLIENT_SECRET_FILE" desc:"file holding AUTHGATE_CLIENT_SECRET"`
+	CookieSecret     string `envconfig:"AUTHGATE_COOKIE_SECRET" secret:"true" desc:"32-byte key, base64; a comma-separated list rotates keys (first seals, all open) (required)"`
+	CookieSecretFile string `envconfig:"AUTHGATE_COOKIE_SECRET_FILE" desc:"file holding AUTHGATE_COOKIE_SECRET"`
+	RedirectURL      string `envconfig:"AUTHGATE_REDIRECT_URL" desc:"absolute callback URL registered at the IdP, e.g. https://app.example.com/oauth2/callback (required)"`
+
+	ListenAddr   string `envconfig:"AUTHGATE_LISTEN_ADDR" default:":4180" desc:"proxy listener"`
+	InternalAddr string `envconfig:"AUTHGATE_INTERNAL_ADDR" default:":4181" desc:"listener for /healthz, /readyz and /metrics"`
+
+	Scopes                []string      `envconfig:"AUTHGATE_SCOPES" default:"openid,email,profile" desc:"scopes requested at login (comma-separated)"`
+	GroupsClaim           string        `envconfig:"AUTHGATE_GROUPS_CLAIM" default:"groups" desc:"ID token or userinfo claim holding the user's groups"`
+	PathPrefix            string        `envconfig:"AUTHGATE_PATH_PREFIX" default:"/oauth2" desc:"prefix of authgate's own paths (start, callback, sign_out, userinfo)"`
+	PostLogoutRedirectURL string        `envconfig:"AUTHGATE_POST_LOGOUT_REDIRECT_URL" desc:"absolute URL the IdP sends the browser to after sign-out; empty means the origin of AUTHGATE_REDIRECT_URL"`
+	OIDCCAFile            string        `envconfig:"AUTHGATE_OIDC_CA_FILE" desc:"PEM bundle trusted for the IdP's TLS in addition to the system roots"`
+	OIDCTimeout           time.Duration `envconfig:"AUTHGATE_OIDC_TIMEOUT" default:"10s" desc:"timeout of each call to the IdP"`
+
+	CookieName   string        `envconfig:"AUTHGATE_COOKIE_NAME" default:"authgate" desc:"session cookie name (gets the __Host- prefix when secure and no domain is set)"`
+	CookieDomain string        `envconfig:"AUTHGATE_COOKIE_DOMAIN" desc:"session cookie domain; empty means host-only"`
+	CookieSecure bool          `envconfig:"AUTHGATE_COOKIE_SECURE" default:"true" desc:"mark cookies Secure; false only for plain-http development"`
+	SessionTTL   time.Duration `envconfig:"AUTHGATE_SESSION_TTL" default:"168h" desc:"absolute session lifetime"`
+	RefreshSkew  time.Duration `envconfig:"AUTHGATE_REFRESH_SKEW" default:"60s" desc:"refresh the access token when it expires within this long"`
+
+	UpstreamDialTimeout     time.Duration `envconfig:"AUTHGATE_UPSTREAM_DIAL_TIMEOUT" default:"5s" desc:"timeout to connect to the upstream"`
+	UpstreamResponseTimeout time.Duration `envconfig:"AUTHGATE_UPSTREAM_RESPONSE_TIMEOUT" default:"60s" desc:"timeout for the upstream's response headers (504 after it)"`
+	UpstreamIdleConns       int           `envconfig:"AUTHGATE_UPSTREAM_MAX_IDLE_CONNS" default:"128" desc:"idle keep-alive connections kept to the upstream"`
+	UpstreamIdleConnTimeout time.Duration `envconfig:"AUTHGATE_UPSTREAM_IDLE_CONN_TIMEOUT" default:"90s" desc:"how long an idle upstream connection is kept"`
+	UpstreamCAFile          string        `envconfig:"AUTHGATE_UPSTREAM_CA_FILE" desc:"PEM bundle trusted for an https:// upstream in addition to the system roots"`
+
+	ReadHeaderTimeout time.Duration `envconfig:"AUTHGATE_READ_HEADER_TIMEOUT" default:"10s" desc:"time a client has to send request headers"`
+	IdleTimeout       time.Duration `envconfig:"AUTHGATE_IDLE_TIMEOUT" default:"120s" desc:"keep-alive timeout for idle client connections"`
+	ShutdownTimeout   time.Duration `envconfig:"AUTHGATE_SHUTDOWN_TIMEOUT" default:"25s" desc:"time in-flight requests get to finish after SIGTERM"`
+	RequestIDHeader   string        `envconfig:"AUTHGATE_REQUEST_ID_HEADER" default:"X-Request-Id" desc:"header carrying the request id (accepted from the client, generated otherwise, forwarded)"`
+
+	TLSCertFile string `envconfig:"AUTHGATE_TLS_CERT_FILE" desc:"serve HTTPS (HTTP/2) with this certificate; reloaded when the file changes"`
+	TLSKeyFile  string `envconfig:"AUTHGATE_TLS_KEY_FILE" desc:"private key of AUTHGATE_TLS_CERT_FILE"`
+
+	LogLevel  string `envconfig:"AUTHGATE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat string `envconfig:"AUTHGATE_LOG_FORMAT" default:"json" desc:"json or text"`
+
+	// Derived by Load; not read from the environment.
+	cookieKeys [][]byte
+	logLevel   slog.Level
+}
+
+// loadConfig reads the environment and returns the config or an error listing
+// every problem, each naming its variable. Secret values never appear in the
+// error.
+func loadConfig() (*Config, error) {
+	var cfg Config
+	var problems []error
+
+	// envconfig stops at the first field it cannot parse; process each field
+	// on its own so that every unparsable variable is reported at once.
+	v := reflect.ValueOf(&cfg).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		key := f.Tag.Get("envconfig")
+		if key == "" {
+			continue
+		}
+		one := reflect.New(reflect.StructOf([]reflect.StructField{{
+			Name: "V", Type: f.Type, Tag: f.Tag,
+		}}))
+		if err := envconfig.Process("", one.Interface()); err != nil {
+			problems = append(problems, parseProblem(key, f, err))
+			continue
+		}
+		v.Field(i).Set(one.Elem().Field(0))
+	}
+
+	problems = append(problems, cfg.resolveFiles()...)
+	problems = append(problems, cfg.validate()...)
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return &cfg, nil
+}
+
+func parseProblem(key string, f reflect.StructField, err error) error {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		kind := pe.TypeName
+		if f.Type == reflect.TypeOf(time.Duration(0)) {
+			kind = "duration (for example 30s, 5m, 168h)"
+		}
+		if f.Tag.Get("secret") == "true" {
+			return fmt.Errorf("%s: not a valid %s", key, kind)
+		}
+		return fmt.Errorf("%s: %q is not a valid %s", key, pe.Value, kind)
+	}
+	return fmt.Errorf("%s: %w", key, err)
+}
+
+// resolveFiles fills secrets from their _FILE variants.
+func (c *Config) resolveFiles() []error {
+	var problems []error
+	read := func(valueKey, fileKey string, value *string, file string) {
+		if file == "" {
+			return
+		}
+		if *value != "" {
+			problems = append(problems, fmt.Errorf("%s and %s: set one, not both", valueKey, fileKey))
+			return
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s: read secret file: %w", fileKey, err))
+			return
+		}
+		*value = strings.TrimSpace(string(b))
+		if *value == "" {
+			problems = append(problems, fmt.Errorf("%s: file %s is empty", fileKey, file))
+		}
+	}
+	read("AUTHGATE_CLIENT_SECRET", "AUTHGATE_CLIENT_SECRET_FILE", &c.ClientSecret, c.ClientSecretFile)
+	read("AUTHGATE_COOKIE_SECRET", "AUTHGATE_COOKIE_SECRET_FILE", &c.CookieSecret, c.CookieSecretFile)
+	return problems
+}
+
+// validate checks every setting and returns one error per problem.
+func (c *Config) validate() []error {
+	var problems []error
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+
+	if c.Upstream == "" {
+		add("AUTHGATE_UPSTREAM: required")
+	} else if u, err := url.Parse(c.Upstream); err != nil {
+		add("AUTHGATE_UPSTREAM: not a URL: %v", errors.Unwrap(err))
+	} else {
+		switch u.Scheme {
+		case "http", "https", "h2c":
+			if u.Host == "" {
+				add("AUTHGATE_UPSTREAM: %q has no host", c.Upstream)
+			}
+		case "unix":
+			if u.Path == "" {
+				add("AUTHGATE_UPSTREAM: %q has no socket path (want unix:///path/to.sock)", c.Upstream)
+			}
+		default:
+			add("AUTHGATE_UPSTREAM: scheme %q not supported (want http, https, h2c or unix)", u.Scheme)
+		}
+		if u.User != nil {
+			add("AUTHGATE_UPSTREAM: must not carry credentials")
+		}
+	}
+
+	if c.IssuerURL == "" {
+		add("AUTHGATE_OIDC_ISSUER_URL: required")
+	} else if err := checkAbsoluteURL(c.IssuerURL); err != nil {
+		add("AUTHGATE_OIDC_ISSUER_URL: %v", err)
+	}
+	if c.ClientID == "" {
+		add("AUTHGATE_CLIENT_ID: required")
+	}
+	if c.RedirectURL == "" {
+		add("AUTHGATE_REDIRECT_URL: required")
+	} else if err := checkAbsoluteURL(c.RedirectURL); err != nil {
+		add("AUTHGATE_REDIRECT_URL: %v", err)
+	} else if u, _ := url.Parse(c.RedirectURL); u.Path != strings.TrimSuffix(c.PathPrefix, "/")+"/callback" {
+		add("AUTHGATE_REDIRECT_URL: path %q must be %s/callback (AUTHGATE_PATH_PREFIX)", u.Path, strings.TrimSuffix(c.PathPrefix, "/"))
+	}
+	if c.PostLogoutRedirectURL != "" {
+		if err := checkAbsoluteURL(c.PostLogoutRedirectURL); err != nil {
+			add("AUTHGATE_POST_LOGOUT_REDIRECT_URL: %v", err)
+		}
+	}
+
+	if c.CookieSecret == "" {
+		add("AUTHGATE_COOKIE_SECRET: required (generate one with: head -c32 /dev/urandom | base64)")
+	} else {
+		c.cookieKeys = nil
+		for i, part := range strings.Split(c.CookieSecret, ",") {
+			key, err := decodeKey(strings.TrimSpace(part))
+			if err != nil {
+				add("AUTHGATE_COOKIE_SECRET: key %d: %v", i+1, err)
+				continue
+			}
+			c.cookieKeys = append(c.cookieKeys, key)
+		}
+	}
+
+	if !strings.HasPrefix(c.PathPrefix, "/") || strings.ContainsAny(c.PathPrefix, "?#\\ ") || strings.Contains(c.PathPrefix, "..") {
+		add("AUTHGATE_PATH_PREFIX: %q must be an absolute path such as /oauth2", c.PathPrefix)
+	}
+	if c.PathPrefix == "/" {
+		add("AUTHGATE_PATH_PREFIX: \"/\" would hide the whole upstream")
+	}
+	if len(c.Scopes) == 0 || !contains(c.Scopes, "openid") {
+		add("AUTHGATE_SCOPES: must include openid")
+	}
+	if c.GroupsClaim == "" {
+		add("AUTHGATE_GROUPS_CLAIM: must not be empty")
+	}
+	if c.CookieName == "" || strings.ContainsAny(c.CookieName, "=;, \t\"\\") || strings.HasPrefix(c.CookieName, "__") {
+		add("AUTHGATE_COOKIE_NAME: %q is not a valid cookie name (letters, digits, - and _; no __ prefix)", c.CookieName)
+	}
+	if c.CookieDomain != "" && strings.ContainsAny(c.CookieDomain, "/:; ") {
+		add("AUTHGATE_COOKIE_DOMAIN: %q is not a domain", c.CookieDomain)
+	}
+	if c.SessionTTL < time.Minute {
+		add("AUTHGATE_SESSION_TTL: %s is too short (at least 1m)", c.SessionTTL)
+	}
+	if c.RefreshSkew < 0 {
+		add("AUTHGATE_REFRESH_SKEW: must not be negative")
+	}
+	for key, d := range map[string]time.Duration{
+		"AUTHGATE_OIDC_TIMEOUT":               c.OIDCTimeout,
+		"AUTHGATE_UPSTREAM_DIAL_TIMEOUT":      c.UpstreamDialTimeout,
+		"AUTHGATE_UPSTREAM_RESPONSE_TIMEOUT":  c.UpstreamResponseTimeout,
+		"AUTHGATE_UPSTREAM_IDLE_CONN_TIMEOUT": c.UpstreamIdleConnTimeout,
+		"AUTHGATE_READ_HEADER_TIMEOUT":        c.ReadHeaderTimeout,
+		"AUTHGATE_IDLE_TIMEOUT":               c.IdleTimeout,
+		"AUTHGATE_SHUTDOWN_TIMEOUT":           c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			add("%s: must be positive", key)
+		}
+	}
+	if c.UpstreamIdleConns < 0 {
+		add("AUTHGATE_UPSTREAM_MAX_IDLE_CONNS: must not be negative")
+	}
+	if c.RequestIDHeader == "" {
+		add("AUTHGATE_REQUEST_ID_HEADER: must not be empty")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		add("AUTHGATE_TLS_CERT_FILE and AUTHGATE_TLS_KEY_FILE: set both or neither")
+	}
+	for key, addr := range map[string]string{"AUTHGATE_LISTEN_ADDR": c.ListenAddr, "AUTHGATE_INTERNAL_ADDR": c.InternalAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add("%s: %q is not host:port", key, addr)
+		}
+	}
+	if err := c.logLevel.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		add("AUTHGATE_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		add("AUTHGATE_LOG_FORMAT: %q is not json or text", c.LogFormat)
+	}
+	// Sort for a stable message; map iteration above is random.
+	sortErrors(problems)
+	return problems
+}
+
+func checkAbsoluteURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("%q must be an absolute http(s) URL", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	if u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q must not have a fragment or credentials", s)
+	}
+	return nil
+}
+
+func decodeKey(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != 32 {
+				return nil, fmt.Errorf("decodes to %d bytes, want 32", len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("not valid base64")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortErrors(errs []error) {
+	for i := 1; i < len(errs); i++ {
+		for j := i; j > 0 && errs[j].Error() < errs[j-1].Error(); j-- {
+			errs[j], errs[j-1] = errs[j-1], errs[j]
+		}
+	}
+}
+
+// printHelp writes every variable with its default and meaning.
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `authgate: an authenticating reverse proxy (OpenID Connect).
+
+Usage:
+  authgate              run the proxy, configured by the environment variables below
+  authgate healthcheck  probe http://AUTHGATE_INTERNAL_ADDR/healthz (for container healthchecks)
+  authgate demo         run a self-contained demo (built-in identity provider and upstream)
+  authgate --help       print this help
+
+Environment variables (a secret may also be given as a file with the _FILE variant):
+`)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
+	for _, v := range configVariables() {
+		def := v.Default
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Description)
+	}
+	tw.Flush()
+}
+
+// configVariable describes one environment variable.
+type configVariable struct {
+	Name, Default, Description string
+}
+
+// configVariables lists every variable Config reads, in declaration order.
+func configVariables() []configVariable {
+	var vars []configVariable
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := f.Tag.Get("envconfig")
+		if name == "" {
+			continue
+		}
+		vars = append(vars, configVariable{Name: name, Default: f.Tag.Get("default"), Description: f.Tag.Get("desc")})
+	}
+	return vars
+}

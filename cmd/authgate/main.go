@@ -1,0 +1,71 @@
+// Command authgate is an authenticating reverse proxy: it signs browsers in
+// with OpenID Connect and forwards their requests to an upstream with the
+// user's access token. It is configured by environment variables only; run
+// `authgate --help` for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			printHelp(stdout)
+			return 0
+		case "--version", "version":
+			fmt.Fprintln(stdout, "authgate", version)
+			return 0
+		case "healthcheck":
+			return runHealthcheck(ctx, stderr)
+		case "demo":
+			return runDemo(ctx, args[1:], stdout, stderr)
+		default:
+			fmt.Fprintf(stderr, "authgate: unknown command %q (see authgate --help)\n", args[0])
+			return 2
+		}
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "authgate: invalid configuration:\n")
+		for _, e := range unjoin(err) {
+			fmt.Fprintf(stderr, "  - %v\n", e)
+		}
+		return 2
+	}
+	m, err := NewMain(cfg, MainOptions{LogOutput: stderr})
+	if err != nil {
+		fmt.Fprintf(stderr, "authgate: %v\n", err)
+		return 1
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "authgate: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// unjoin returns the errors joined by errors.Join, or err itself.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{errors.Unwrap(err), err}[1:]
+}

@@ -1,0 +1,44 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+)
+
+// isNavigation reports whether r is a top-level browser navigation, the only
+// kind of request that may be answered with a redirect to the login page.
+// Everything else (fetch/XHR, JSON, WebSocket, event streams, non-GET) gets a
+// 401: a login page in answer to an API call is a bug in most proxies.
+func isNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	// Fetch Metadata (https://www.w3.org/TR/fetch-metadata/) says exactly
+	// what the browser is doing; trust it when it is present.
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	if r.Header.Get("Upgrade") != "" {
+		return false
+	}
+	return acceptsHTML(r)
+}
+
+// acceptsHTML reports whether the Accept header lists text/html, which every
+// browser sends for navigations and which API clients rarely do.
+func acceptsHTML(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			mt = strings.ToLower(strings.TrimSpace(mt))
+			if mt != "text/html" && mt != "application/xhtml+xml" {
+				continue
+			}
+			if strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") && !strings.Contains(params, "q=0.") {
+				continue // q=0 means "not acceptable"
+			}
+			return true
+		}
+	}
+	return false
+}

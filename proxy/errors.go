@@ -1,0 +1,97 @@
+package proxy
+
+import (
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"strconv"
+)
+
+// problem is an error answer: status, a stable machine-readable code and a
+// sentence safe to show to anyone. It never carries an internal error text.
+type problem struct {
+	Status      int
+	Code        string
+	Description string
+	// RetryAfter, when positive, is sent as Retry-After (seconds).
+	RetryAfter int
+	// LoginURL, when set, is offered as a link on the HTML page.
+	LoginURL string
+}
+
+var (
+	problemUnauthenticated  = problem{Status: http.StatusUnauthorized, Code: "unauthenticated", Description: "Sign-in required."}
+	problemIdPUnavailable   = problem{Status: http.StatusServiceUnavailable, Code: "idp_unavailable", Description: "The identity provider cannot be reached right now. Try again shortly.", RetryAfter: 5}
+	problemStoreUnavailable = problem{Status: http.StatusServiceUnavailable, Code: "session_store_unavailable", Description: "Sessions cannot be read right now. Try again shortly.", RetryAfter: 5}
+	problemBadGateway       = problem{Status: http.StatusBadGateway, Code: "bad_gateway", Description: "The application behind this proxy cannot be reached."}
+	problemGatewayTimeout   = problem{Status: http.StatusGatewayTimeout, Code: "gateway_timeout", Description: "The application behind this proxy did not answer in time."}
+	problemInternal         = problem{Status: http.StatusInternalServerError, Code: "internal_error", Description: "Internal error."}
+)
+
+var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{.Status}} {{.StatusText}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.4rem}code{color:#666}a{color:#0b57d0}</style></head>
+<body><h1>{{.StatusText}}</h1><p>{{.Description}}</p>
+{{if .LoginURL}}<p><a href="{{.LoginURL}}">Sign in again</a></p>{{end}}
+<p><code>{{.Code}}{{if .RequestID}} · request {{.RequestID}}{{end}}</code></p></body></html>
+`))
+
+// UpstreamErrorWriter returns the renderer of the upstream's 502 and 504
+// answers (upstream.Options.WriteError), so that they look like every other
+// authgate error: HTML for browsers, JSON for API clients.
+func UpstreamErrorWriter(requestIDHeader string) func(w http.ResponseWriter, r *http.Request, status int) {
+	return func(w http.ResponseWriter, r *http.Request, status int) {
+		p := problemBadGateway
+		if status == http.StatusGatewayTimeout {
+			p = problemGatewayTimeout
+		}
+		writeError(w, r, requestIDHeader, p)
+	}
+}
+
+// writeError renders p as a small HTML page for browsers and as JSON for
+// everything else.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, p problem) {
+	writeError(w, r, h.requestIDHeader, p)
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, requestIDHeader string, p problem) {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if p.RetryAfter > 0 {
+		hdr.Set("Retry-After", strconv.Itoa(p.RetryAfter))
+	}
+	if p.Status == http.StatusUnauthorized && hdr.Get("WWW-Authenticate") == "" {
+		// RFC 6750 section 3: no error code when the request carried no
+		// credentials we could use.
+		hdr.Set("WWW-Authenticate", `Bearer realm="authgate"`)
+	}
+	reqID := r.Header.Get(requestIDHeader)
+	if acceptsHTML(r) {
+		hdr.Set("Content-Type", "text/html; charset=utf-8")
+		hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		w.WriteHeader(p.Status)
+		if r.Method == http.MethodHead {
+			return
+		}
+		_ = errorPage.Execute(w, struct {
+			problem
+			StatusText string
+			RequestID  string
+		}{p, http.StatusText(p.Status), reqID})
+		return
+	}
+	hdr.Set("Content-Type", "application/json")
+	w.WriteHeader(p.Status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	_ = json.NewEncoder(w).Encode(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+		RequestID   string `json:"request_id,omitempty"`
+	}{p.Code, p.Description, reqID})
+}

@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of a request, the "outcome" label of authgate_requests_total.
+const (
+	outcomeForwarded       = "forwarded"
+	outcomeLoginRedirect   = "login_redirect"
+	outcomeUnauthenticated = "unauthenticated"
+	outcomeError           = "error"
+)
+
+const (
+	loginSucceeded = "success"
+	loginFailed    = "failure"
+
+	refreshSucceeded = "success"
+	refreshRejected  = "invalid_grant"
+	refreshFailed    = "error"
+)
+
+// Metrics are authgate's Prometheus collectors. A nil *Metrics records
+// nothing, so tests and embedders need not register anything.
+type Metrics struct {
+	requests  *prometheus.CounterVec
+	logins    *prometheus.CounterVec
+	refreshes *prometheus.CounterVec
+	upstream  *prometheus.HistogramVec
+}
+
+// NewMetrics creates the collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_requests_total",
+			Help: "Requests by outcome (forwarded, login_redirect, unauthenticated, error) and the status authgate itself answered (0 when forwarded).",
+		}, []string{"outcome", "code"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_logins_total",
+			Help: "Completed login callbacks by result.",
+		}, []string{"result"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_refreshes_total",
+			Help: "Access token refreshes at the IdP by result (success, invalid_grant, error).",
+		}, []string{"result"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "authgate_upstream_duration_seconds",
+			Help:    "Time to the upstream's response headers, by status code.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"code"}),
+	}
+	reg.MustRegister(m.requests, m.logins, m.refreshes, m.upstream)
+	// Pre-create the common series so dashboards show zeros, not gaps.
+	m.requests.WithLabelValues(outcomeForwarded, "0")
+	for _, r := range []string{loginSucceeded, loginFailed} {
+		m.logins.WithLabelValues(r)
+	}
+	for _, r := range []string{refreshSucceeded, refreshRejected, refreshFailed} {
+		m.refreshes.WithLabelValues(r)
+	}
+	return m
+}
+
+func (m *Metrics) request(outcome string, code int) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(outcome, strconv.Itoa(code)).Inc()
+}
+
+func (m *Metrics) login(result string) {
+	if m != nil {
+		m.logins.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) refresh(result string) {
+	if m != nil {
+		m.refreshes.WithLabelValues(result).Inc()
+	}
+}
+
+// ObserveUpstream records the time to the upstream's response headers; it
+// fits upstream.Options.Observe.
+func (m *Metrics) ObserveUpstream(code int, seconds float64) {
+	if m != nil {
+		m.upstream.WithLabelValues(strconv.Itoa(code)).Observe(seconds)
+	}
+}

@@ -1,0 +1,280 @@
+// Package proxy is authgate's HTTP surface: the login flow (start, callback),
+// sign-out and userinfo endpoints, the browser-versus-API decision and the
+// session → refresh → forward chain in front of the upstream.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/authgate/authgate/proxy/access"
+	"github.com/authgate/authgate/proxy/idp"
+	"github.com/authgate/authgate/session"
+	"github.com/authgate/authgate/upstream"
+)
+
+// Provider is what the proxy needs from the OpenID Provider; *idp.Provider
+// implements it and tests may substitute a fake.
+type Provider interface {
+	Ready() bool
+	NewAuthRequest() (*idp.AuthRequest, error)
+	Exchange(ctx context.Context, code, codeVerifier, nonce string) (*idp.Tokens, *idp.Identity, error)
+	Refresh(ctx context.Context, refreshToken, subject string) (*idp.Tokens, error)
+	Revoke(ctx context.Context, refreshToken string) error
+	EndSessionURL(idTokenHint, postLogoutRedirectURI, state string) (string, bool)
+}
+
+// Options configures a Handler. Provider, Store, Sealer and Upstream are
+// required; every other zero value has the default its comment names.
+type Options struct {
+	Provider Provider
+	// Store keeps sessions.
+	Store session.Store
+	// Sealer seals the short-lived login-flow cookies.
+	Sealer *session.Sealer
+	// Upstream receives every authenticated request, with the user's
+	// identity in its context (upstream.WithIdentity).
+	Upstream http.Handler
+
+	// PathPrefix of authgate's own endpoints; empty means "/oauth2".
+	PathPrefix string
+	// FlowCookie names the login-flow cookies (one per login in flight,
+	// suffixed with part of its state); Name empty means "authgate_flow".
+	FlowCookie session.CookieOptions
+	// SessionTTL is the absolute session lifetime; zero means 168h.
+	SessionTTL time.Duration
+	// RefreshSkew: the access token is refreshed when it expires within this
+	// long; zero means 60s.
+	RefreshSkew time.Duration
+	// RefreshGrace is how long requests still carrying the pre-refresh
+	// cookie get the refreshed session instead of redeeming a spent refresh
+	// token; zero means 30s.
+	RefreshGrace time.Duration
+	// FlowTTL bounds how long a login may take; zero means 10m.
+	FlowTTL time.Duration
+	// PostLogoutRedirectURL is sent to the IdP's end_session_endpoint as
+	// post_logout_redirect_uri; empty sends none.
+	PostLogoutRedirectURL string
+	// RequestIDHeader carries the request id; empty means "X-Request-Id".
+	RequestIDHeader string
+	// Revocations lists sessions ended before their cookies expire; nil
+	// means a new in-memory list.
+	Revocations *session.RevocationList
+	// Metrics records counters; nil records nothing.
+	Metrics *Metrics
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler is authgate's front handler.
+type Handler struct {
+	provider    Provider
+	store       session.Store
+	sealer      *session.Sealer
+	upstream    http.Handler
+	revocations *session.RevocationList
+	metrics     *Metrics
+	log         *slog.Logger
+	now         func() time.Time
+
+	prefix                string
+	startPath             string
+	callbackPath          string
+	signOutPath           string
+	userinfoPath          string
+	flowCookie            session.CookieOptions
+	sessionTTL            time.Duration
+	refreshSkew           time.Duration
+	flowTTL               time.Duration
+	postLogoutRedirectURL string
+	requestIDHeader       string
+
+	refresher *refresher
+	states    *usedStates
+}
+
+// New returns a Handler or an error naming the first missing requirement.
+func New(o Options) (*Handler, error) {
+	switch {
+	case o.Provider == nil:
+		return nil, errors.New("proxy: Options.Provider is required")
+	case o.Store == nil:
+		return nil, errors.New("proxy: Options.Store is required")
+	case o.Sealer == nil:
+		return nil, errors.New("proxy: Options.Sealer is required")
+	case o.Upstream == nil:
+		return nil, errors.New("proxy: Options.Upstream is required")
+	}
+	h := &Handler{
+		provider:              o.Provider,
+		store:                 o.Store,
+		sealer:                o.Sealer,
+		upstream:              o.Upstream,
+		revocations:           o.Revocations,
+		metrics:               o.Metrics,
+		log:                   o.Logger,
+		now:                   o.Now,
+		prefix:                strings.TrimSuffix(o.PathPrefix, "/"),
+		flowCookie:            o.FlowCookie,
+		sessionTTL:            o.SessionTTL,
+		refreshSkew:           o.RefreshSkew,
+		flowTTL:               o.FlowTTL,
+		postLogoutRedirectURL: o.PostLogoutRedirectURL,
+		requestIDHeader:       o.RequestIDHeader,
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.prefix == "" {
+		h.prefix = "/oauth2"
+	}
+	if !strings.HasPrefix(h.prefix, "/") {
+		return nil, fmt.Errorf("proxy: PathPrefix %q must start with /", o.PathPrefix)
+	}
+	if h.flowCookie.Name == "" {
+		h.flowCookie.Name = "authgate_flow"
+	}
+	if h.sessionTTL <= 0 {
+		h.sessionTTL = 168 * time.Hour
+	}
+	if h.refreshSkew <= 0 {
+		h.refreshSkew = 60 * time.Second
+	}
+	if h.flowTTL <= 0 {
+		h.flowTTL = 10 * time.Minute
+	}
+	if h.requestIDHeader == "" {
+		h.requestIDHeader = "X-Request-Id"
+	}
+	if h.revocations == nil {
+		h.revocations = session.NewRevocationList(h.now)
+	}
+	grace := o.RefreshGrace
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	h.startPath = h.prefix + "/start"
+	h.callbackPath = h.prefix + "/callback"
+	h.signOutPath = h.prefix + "/sign_out"
+	h.userinfoPath = h.prefix + "/userinfo"
+	h.refresher = newRefresher(o.Provider, grace, h.now)
+	h.states = newUsedStates(h.now)
+	return h, nil
+}
+
+// Ready reports whether logins can be served: discovery has succeeded.
+func (h *Handler) Ready() bool { return h.provider.Ready() }
+
+// ServeHTTP routes authgate's own endpoints and guards everything else.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	upstream.EnsureRequestID(r, h.requestIDHeader)
+	if strings.HasPrefix(r.URL.Path, h.prefix+"/") {
+		switch r.URL.Path {
+		case h.startPath:
+			h.serveStart(w, r)
+			return
+		case h.callbackPath:
+			h.serveCallback(w, r)
+			return
+		case h.signOutPath:
+			h.serveSignOut(w, r)
+			return
+		case h.userinfoPath:
+			h.serveUserinfo(w, r)
+			return
+		}
+	}
+	h.serveProtected(w, r)
+}
+
+// serveProtected is the session → refresh → forward chain.
+func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.loadSession(w, r)
+	if !ok {
+		return
+	}
+	if s == nil {
+		h.unauthenticated(w, r)
+		return
+	}
+	s, ok = h.fresh(w, r, s)
+	if !ok {
+		return
+	}
+	h.forward(w, r, s)
+}
+
+// loadSession returns the request's live session, nil when there is none
+// (missing, invalid, expired or revoked), or ok=false when it has already
+// answered (store outage).
+func (h *Handler) loadSession(w http.ResponseWriter, r *http.Request) (s *session.Session, ok bool) {
+	s, err := h.store.Load(r)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return nil, true
+	case err != nil:
+		h.log.LogAttrs(r.Context(), slog.LevelError, "session store unavailable",
+			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
+		h.writeError(w, r, problemStoreUnavailable)
+		h.metrics.request(outcomeError, problemStoreUnavailable.Status)
+		return nil, false
+	}
+	if !h.now().Before(s.ExpiresAt) {
+		return nil, true
+	}
+	if h.revocations.Revoked(s) {
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "revoked session presented",
+			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.Any(attrSession, s))
+		return nil, true
+	}
+	return s, true
+}
+
+// unauthenticated sends a navigation to login and answers anything else with
+// 401, so that API clients never receive a login page.
+func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request) {
+	if isNavigation(r) {
+		h.startLogin(w, r, r.URL.RequestURI())
+		return
+	}
+	h.writeError(w, r, problemUnauthenticated)
+	h.metrics.request(outcomeUnauthenticated, http.StatusUnauthorized)
+}
+
+// forward sends r to the upstream with the session's identity.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	id := &upstream.Identity{
+		AccessToken:       s.AccessToken,
+		User:              s.Subject,
+		PreferredUsername: s.PreferredUsername,
+		Groups:            s.Groups,
+	}
+	// An address the IdP explicitly marked unverified is not an identity.
+	if s.EmailVerified == nil || *s.EmailVerified {
+		id.Email = s.Email
+	}
+	h.metrics.request(outcomeForwarded, 0)
+	h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(r.Context(), id)))
+}
+
+// safeRedirect is the one place a user-supplied redirect target is checked.
+func safeRedirect(rd string) string { return access.SafeRedirect(rd) }
+
+// redirect answers with a 302 to an already validated location. It sets the
+// header itself: http.Redirect would "clean" the path, and cleaning turns
+// "/a/../\evil.com" into "/\evil.com".
+func redirect(w http.ResponseWriter, location string) {
+	w.Header().Set("Location", location)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusFound)
+}

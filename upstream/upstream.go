@@ -1,0 +1,265 @@
+// Package upstream forwards requests to the protected application: an
+// httputil.ReverseProxy whose Rewrite sets the user's bearer token and
+// identity headers after deleting every client-sent copy of them.
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+)
+
+// Identity is what authgate tells the upstream about the user. A nil Identity
+// (public paths) forwards the request with every identity header removed.
+type Identity struct {
+	AccessToken       string
+	User              string // X-Forwarded-User: the subject
+	Email             string
+	PreferredUsername string
+	Groups            []string
+}
+
+type identityKey struct{}
+
+// WithIdentity returns a context that makes the proxy forward id.
+func WithIdentity(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+func identityFrom(ctx context.Context) *Identity {
+	id, _ := ctx.Value(identityKey{}).(*Identity)
+	return id
+}
+
+// ErrInvalidTarget is wrapped by New when Options.Target cannot be used.
+var ErrInvalidTarget = errors.New("upstream: invalid target")
+
+// Default values of the Options fields left zero.
+const (
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultMaxIdleConnsPerHost   = 128
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultRequestIDHeader       = "X-Request-Id"
+)
+
+// Options configures a Proxy. Only Target is required.
+type Options struct {
+	// Target is the upstream's URL. Schemes:
+	//   - http://host[:port][/base] and https://host[:port][/base]: the
+	//     incoming path is joined to /base and the query strings merged
+	//     (httputil.ProxyRequest.SetURL semantics);
+	//   - h2c://host[:port][/base]: cleartext HTTP/2 with prior knowledge
+	//     (RFC 9113 section 3.3), e.g. for gRPC;
+	//   - unix:///path/to.sock: HTTP/1.1 over a Unix domain socket.
+	// In every case the Host header sent is the client's Host (not the
+	// target's), so the upstream builds the same absolute URLs the browser
+	// sees. A target carrying user:password is rejected. The empty string is
+	// an error.
+	Target string
+
+	// Transport sends the requests. Nil means a transport built from the
+	// fields below, dialing the Unix socket or speaking h2c as Target says.
+	// A Transport given here is used as is: for unix:// and h2c:// targets
+	// it must dial the socket or speak h2c itself, and the fields below
+	// are ignored.
+	Transport http.RoundTripper
+
+	// DialTimeout bounds connecting to the upstream (and the TLS handshake
+	// is bounded by it too). Zero means 5s; negative means no timeout.
+	DialTimeout time.Duration
+
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// headers after the request is written; when it expires the client gets
+	// 504. It does not limit streaming the body (SSE, downloads). Zero means
+	// 60s; negative means no timeout.
+	ResponseHeaderTimeout time.Duration
+
+	// MaxIdleConnsPerHost is how many idle keep-alive connections to the
+	// upstream are kept. Zero means 128: a sidecar talks to one host, and
+	// net/http's default of 2 makes most requests dial anew under load.
+	// Negative keeps none.
+	MaxIdleConnsPerHost int
+
+	// IdleConnTimeout is how long an idle connection is kept. Zero means
+	// 90s; negative means idle connections are kept until the upstream
+	// closes them.
+	IdleConnTimeout time.Duration
+
+	// TLSClientConfig is used for an https:// target, e.g. to trust a private
+	// CA (RootCAs). It is cloned. HTTP/2 is negotiated by ALPN when the
+	// upstream offers it. Nil means the system roots and default settings.
+	TLSClientConfig *tls.Config
+
+	// IsOwnCookie reports whether a cookie name is authgate's own (session,
+	// CSRF state); such cookies are removed from the Cookie header the
+	// upstream sees, so it never receives the sealed session. Nil removes no
+	// cookie.
+	IsOwnCookie func(name string) bool
+
+	// RequestIDHeader names the request id header (see EnsureRequestID).
+	// Empty means "X-Request-Id".
+	RequestIDHeader string
+
+	// WriteError renders the error response when the upstream fails, with
+	// status 502 (unreachable, bad response) or 504 (timeout); r is the
+	// request as forwarded to the upstream with its identity headers
+	// removed (its URL is the upstream's). Nil writes the status text as
+	// text/plain.
+	WriteError func(w http.ResponseWriter, r *http.Request, status int)
+
+	// Logger receives upstream failures at Warn and requests abandoned by
+	// the client at Debug. Header values are never logged. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	// Observe, when set, is called once per proxied request with the
+	// upstream's status (or 502/504 for a failure, 499 when the client went
+	// away first) and the time from the start of forwarding to the upstream's
+	// response headers: the upstream latency, without the body's streaming
+	// time. Nil observes nothing.
+	Observe func(r *http.Request, status int, d time.Duration)
+}
+
+// Proxy forwards requests to the upstream with the identity found in their
+// context (WithIdentity). Create it with New; it is safe for concurrent use.
+type Proxy struct {
+	target      *url.URL // always http or https: what SetURL routes to
+	rp          *httputil.ReverseProxy
+	ridHeader   string // canonical
+	isOwnCookie func(string) bool
+	writeError  func(http.ResponseWriter, *http.Request, int)
+	log         *slog.Logger
+	observe     func(*http.Request, int, time.Duration)
+}
+
+// New returns a Proxy for o, or an error wrapping ErrInvalidTarget when
+// o.Target is unusable.
+func New(o Options) (*Proxy, error) {
+	t, err := parseTarget(o.Target)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		target:      t.url,
+		ridHeader:   http.CanonicalHeaderKey(o.RequestIDHeader),
+		isOwnCookie: o.IsOwnCookie,
+		writeError:  o.WriteError,
+		log:         o.Logger,
+		observe:     o.Observe,
+	}
+	if p.ridHeader == "" {
+		p.ridHeader = DefaultRequestIDHeader
+	}
+	if p.writeError == nil {
+		p.writeError = writePlainError
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	transport := o.Transport
+	if transport == nil {
+		transport = newTransport(o, t)
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,
+		Transport:    transport,
+		ErrorHandler: p.handleError,
+		// FlushInterval stays 0: ReverseProxy already flushes every write
+		// (interval -1) for text/event-stream responses and for responses
+		// of unknown length (streams, chunked), and buffering the rest is
+		// cheaper.
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+	if p.observe != nil {
+		p.rp.ModifyResponse = p.observeResponse
+	}
+	return p, nil
+}
+
+// target is a parsed Options.Target.
+type target struct {
+	url        *url.URL // http(s) URL that requests are routed to
+	socket     string   // Unix socket path, for unix://
+	h2c        bool
+}
+
+func parseTarget(s string) (target, error) {
+	if s == "" {
+		return target{}, fmt.Errorf("%w: empty", ErrInvalidTarget)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// url.Error quotes the input, which may hold credentials: say less.
+		return target{}, fmt.Errorf("%w: not a URL", ErrInvalidTarget)
+	}
+	if u.User != nil {
+		return target{}, fmt.Errorf("%w: credentials in the URL are not supported", ErrInvalidTarget)
+	}
+	if u.Fragment != "" {
+		return target{}, fmt.Errorf("%w: %q has a fragment", ErrInvalidTarget, s)
+	}
+	switch u.Scheme {
+	case "http", "https", "h2c":
+		if u.Host == "" {
+			return target{}, fmt.Errorf("%w: %q has no host", ErrInvalidTarget, s)
+		}
+		t := target{url: u, h2c: u.Scheme == "h2c"}
+		if t.h2c {
+			c := *u
+			c.Scheme = "http"
+			t.url = &c
+		}
+		return t, nil
+	case "unix":
+		if u.Host != "" || u.Path == "" || u.RawQuery != "" {
+			return target{}, fmt.Errorf("%w: %q: want unix:///path/to.sock", ErrInvalidTarget, s)
+		}
+		// The host only names the connection pool: the dialer ignores it
+		// and the Host header is the client's.
+		return target{url: &url.URL{Scheme: "http", Host: "localhost"}, socket: u.Path}, nil
+	default:
+		return target{}, fmt.Errorf("%w: %q: scheme must be http, https, h2c or unix", ErrInvalidTarget, s)
+	}
+}
+
+// ServeHTTP forwards r to the upstream. It ensures r has a request id first
+// (EnsureRequestID), then sends it with the identity from r's context, or
+// with no identity headers at all when the context has none.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	EnsureRequestID(r, p.ridHeader)
+	if r.Method == http.MethodConnect {
+		// ReverseProxy cannot tunnel CONNECT and would report it to the
+		// ErrorHandler as if the upstream had failed; it is a client fault.
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+	if p.observe != nil {
+		r = r.WithContext(context.WithValue(r.Context(), startKey{}, time.Now()))
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+type startKey struct{}
+
+// observeResponse is the ReverseProxy's ModifyResponse when Observe is set:
+// it runs once the upstream's response headers have arrived.
+func (p *Proxy) observeResponse(res *http.Response) error {
+	p.observeSince(res.Request, res.StatusCode)
+	return nil
+}
+
+func (p *Proxy) observeSince(r *http.Request, status int) {
+	if p.observe == nil || r == nil {
+		return
+	}
+	if start, ok := r.Context().Value(startKey{}).(time.Time); ok {
+		p.observe(r, status, time.Since(start))
+	}
+}

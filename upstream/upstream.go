@@ -185,9 +185,9 @@ func New(o Options) (*Proxy, error) {
 
 // target is a parsed Options.Target.
 type target struct {
-	url        *url.URL // http(s) URL that requests are routed to
-	socket     string   // Unix socket path, for unix://
-	h2c        bool
+	url    *url.URL // http(s) URL that requests are routed to
+	socket string   // Unix socket path, for unix://
+	h2c    bool
 }
 
 func parseTarget(s string) (target, error) {

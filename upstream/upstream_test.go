@@ -530,10 +530,12 @@ func TestClientWentAway(t *testing.T) {
 	logger, logs := captureLogs()
 	observed := make(chan int, 1)
 	p := newProxy(t, Options{
-		Target:     up.URL,
-		Logger:     logger,
-		WriteError: func(http.ResponseWriter, *http.Request, int) { t.Error("WriteError called for a client that went away") },
-		Observe:    func(_ *http.Request, status int, _ time.Duration) { observed <- status },
+		Target: up.URL,
+		Logger: logger,
+		WriteError: func(http.ResponseWriter, *http.Request, int) {
+			t.Error("WriteError called for a client that went away")
+		},
+		Observe: func(_ *http.Request, status int, _ time.Duration) { observed <- status },
 	})
 	fr := front(t, p, testIdentity)
 

@@ -1,0 +1,109 @@
+// Package idp talks to the OpenID Provider: discovery, the authorization URL
+// (state, nonce, PKCE), code exchange, ID token verification, userinfo,
+// refresh, revocation and the end-session URL. It is the only package that
+// imports go-oidc and x/oauth2.
+package idp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+var (
+	// ErrNotReady reports that discovery has not succeeded yet.
+	ErrNotReady = errors.New("idp: provider not discovered yet")
+	// ErrInvalidGrant reports that the provider rejected a code or refresh
+	// token (RFC 6749 section 5.2 "invalid_grant"): the session is over.
+	ErrInvalidGrant = errors.New("idp: invalid grant")
+	// ErrInvalidToken reports an ID token (or userinfo answer) that failed
+	// verification: bad signature, issuer, audience, nonce, expiry, azp,
+	// at_hash or subject mismatch. The login must not proceed.
+	ErrInvalidToken = errors.New("idp: invalid token")
+	// ErrUnavailable reports a transient fault talking to the provider:
+	// network error, timeout or a 5xx answer. Sessions must be kept.
+	ErrUnavailable = errors.New("idp: provider unavailable")
+)
+
+// Options configures a Provider.
+type Options struct {
+	// IssuerURL is the issuer; endpoints come from its discovery document.
+	IssuerURL string
+	// ClientID and ClientSecret identify authgate. An empty secret makes a
+	// public client that relies on PKCE alone.
+	ClientID     string
+	ClientSecret string
+	// RedirectURL is the absolute callback URL registered at the provider.
+	RedirectURL string
+	// Scopes requested at login; nil means openid, email, profile.
+	Scopes []string
+	// GroupsClaim names the claim holding the user's groups; empty means "groups".
+	GroupsClaim string
+	// HTTPClient makes every call to the provider; nil means a client with a
+	// 10 s timeout on http.DefaultTransport.
+	HTTPClient *http.Client
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// DiscoveryRetryMin and DiscoveryRetryMax bound the exponential backoff
+	// between failed discovery attempts; zero means 1 s and 30 s.
+	DiscoveryRetryMin time.Duration
+	DiscoveryRetryMax time.Duration
+}
+
+// Identity is who the user is, from the verified ID token and, when the ID
+// token lacks the email, from userinfo.
+type Identity struct {
+	Subject           string
+	Email             string
+	EmailVerified     *bool
+	PreferredUsername string
+	Name              string
+	Groups            []string
+	// SessionID is the "sid" claim, when the provider sends one.
+	SessionID string
+	// IssuedAt is the ID token's "iat".
+	IssuedAt time.Time
+}
+
+// Tokens are what the token endpoint returned.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string
+	IDToken      string
+	// Expiry of the access token; zero when the provider did not say.
+	Expiry time.Time
+}
+
+// LogValue redacts every token: it logs only which tokens are present.
+// It has a value receiver so that logging a Tokens value, not only a
+// pointer, is redacted too.
+func (t Tokens) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("access_token", t.AccessToken != ""),
+		slog.Bool("refresh_token", t.RefreshToken != ""),
+		slog.Bool("id_token", t.IDToken != ""),
+		slog.Time("expiry", t.Expiry),
+	)
+}
+
+// String redacts every token, so that fmt's %v and %+v never print one.
+func (t Tokens) String() string {
+	return fmt.Sprintf("{access_token:%t refresh_token:%t id_token:%t expiry:%s}",
+		t.AccessToken != "", t.RefreshToken != "", t.IDToken != "", t.Expiry.Format(time.RFC3339))
+}
+
+// GoString redacts every token, so that fmt's %#v never prints one.
+func (t Tokens) GoString() string { return "idp.Tokens" + t.String() }
+
+// AuthRequest is one login in flight: what the callback needs to finish it.
+type AuthRequest struct {
+	State        string
+	Nonce        string
+	CodeVerifier string
+	// URL is the provider's authorization endpoint with every parameter.
+	URL string
+}

@@ -1,0 +1,132 @@
+package idp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// Refresh redeems a refresh token (RFC 6749 section 6) for the user whose
+// ID token "sub" is subject. The answer keeps refreshToken when the provider
+// sends no new one. When the provider sends a new ID token it is verified
+// (signature, iss, aud, azp, exp, iat, at_hash; there is no nonce) and its
+// "sub" must equal subject (OpenID Connect Core 12.2); when it sends none,
+// Tokens.IDToken is empty and the caller keeps its old one.
+//
+// Errors wrap ErrNotReady, ErrInvalidGrant (the refresh token is dead: the
+// session is over), ErrInvalidToken or ErrUnavailable (keep the session and
+// retry later), as for Exchange.
+func (p *Provider) Refresh(ctx context.Context, refreshToken, subject string) (*Tokens, error) {
+	d, err := p.ready()
+	if err != nil {
+		return nil, err
+	}
+	if refreshToken == "" {
+		return nil, fmt.Errorf("refresh token: %w: empty refresh token", ErrInvalidGrant)
+	}
+	// An empty access token makes the token source refresh at once.
+	src := d.oauth.TokenSource(oidc.ClientContext(ctx, p.client), &oauth2.Token{RefreshToken: refreshToken})
+	tok, err := src.Token()
+	if err != nil {
+		return nil, fmt.Errorf("refresh token: %w", classifyTokenError(err))
+	}
+	tokens := tokensFrom(tok, refreshToken)
+	if tokens.IDToken != "" {
+		idt, _, err := p.verifyIDToken(ctx, d, tokens.IDToken, tokens.AccessToken, false)
+		if err != nil {
+			return nil, fmt.Errorf("refresh token: %w", err)
+		}
+		if idt.Subject != subject {
+			p.log.Warn("refreshed id token names another subject", keyIssuer, p.issuer)
+			return nil, fmt.Errorf("refresh token: %w: id token subject changed", ErrInvalidToken)
+		}
+	}
+	p.log.Debug("token refreshed", keySubject, subject, keyTokens, tokens)
+	return tokens, nil
+}
+
+// Revoke asks the provider to revoke a refresh token (RFC 7009), which per
+// RFC 7009 section 2.1 may also end its access tokens. It is a no-op (nil)
+// when the provider advertises no revocation_endpoint. Errors wrap
+// ErrNotReady or ErrUnavailable, or report the provider's refusal.
+func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
+	d, err := p.ready()
+	if err != nil {
+		return err
+	}
+	if d.meta.RevocationEndpoint == "" || refreshToken == "" {
+		return nil
+	}
+	form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}}
+	// RFC 7009 section 2.1: the client authenticates as at the token
+	// endpoint; a public client identifies itself with client_id.
+	if d.revokeStyle != oauth2.AuthStyleInHeader {
+		form.Set("client_id", p.clientID)
+		if p.clientSecret != "" {
+			form.Set("client_secret", p.clientSecret)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.meta.RevocationEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if d.revokeStyle == oauth2.AuthStyleInHeader {
+		// RFC 6749 section 2.3.1: id and secret are form-encoded first.
+		req.SetBasicAuth(url.QueryEscape(p.clientID), url.QueryEscape(p.clientSecret))
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("revoke token: %w: %w", ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		// RFC 7009 section 2.2: 200 also for an already invalid token.
+		return nil
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		return fmt.Errorf("revoke token: %w: provider answered %s", ErrUnavailable, resp.Status)
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return fmt.Errorf("revoke token: provider answered %s %q", resp.Status, e.Error)
+}
+
+// EndSessionURL returns the provider's end_session_endpoint with the
+// parameters of OpenID Connect RP-Initiated Logout 1.0 section 2:
+// id_token_hint, post_logout_redirect_uri and state when not empty, and
+// client_id always. It reports false before discovery or when the provider
+// offers no end_session_endpoint.
+func (p *Provider) EndSessionURL(idTokenHint, postLogoutRedirectURI, state string) (string, bool) {
+	d := p.state.Load()
+	if d == nil || d.meta.EndSessionEndpoint == "" {
+		return "", false
+	}
+	u, err := url.Parse(d.meta.EndSessionEndpoint)
+	if err != nil {
+		return "", false
+	}
+	q := u.Query()
+	if idTokenHint != "" {
+		q.Set("id_token_hint", idTokenHint)
+	}
+	if postLogoutRedirectURI != "" {
+		q.Set("post_logout_redirect_uri", postLogoutRedirectURI)
+	}
+	q.Set("client_id", p.clientID)
+	if state != "" {
+		q.Set("state", state)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), true
+}

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
@@ -27,18 +28,32 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// upstream's redirects and absolute URLs name the host the browser used.
 	pr.Out.Host = pr.In.Host
 
-	h := pr.Out.Header
-	deleteUntrusted(h)
-	// Client-sent X-Forwarded-* are gone; set them from this hop only. A
-	// later change may trust the values from configured proxies.
-	pr.SetXForwarded()
+	h := headerSetter{h: pr.Out.Header}
+	deleteUntrusted(h.h)
+
+	// Client-sent X-Forwarded-* are gone; set them from this hop only, as
+	// ProxyRequest.SetXForwarded does (without its allocations). A later
+	// change may trust the values from configured proxies.
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		h.set("X-Forwarded-For", ip)
+	}
+	h.set("X-Forwarded-Host", pr.In.Host)
+	if pr.In.TLS != nil {
+		h.set("X-Forwarded-Proto", "https")
+	} else {
+		h.set("X-Forwarded-Proto", "http")
+	}
+
 	if p.isOwnCookie != nil {
-		deleteCookies(h, p.isOwnCookie)
+		if c, changed := withoutOwnCookies(h.h["Cookie"], p.isOwnCookie); changed {
+			delete(h.h, "Cookie")
+			h.set("Cookie", c) // nothing when no cookie is left
+		}
 	}
 	// ServeHTTP put a valid id on In; copy it again in case the client named
 	// the header in Connection.
 	if v := pr.In.Header[p.ridHeader]; len(v) > 0 {
-		h[p.ridHeader] = v
+		h.h[p.ridHeader] = v
 	}
 
 	id := identityFrom(pr.In.Context())
@@ -46,22 +61,35 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		return
 	}
 	if id.AccessToken != "" {
-		h[headerAuthorization] = []string{"Bearer " + id.AccessToken} // RFC 6750 section 2.1
+		h.set(headerAuthorization, "Bearer "+id.AccessToken) // RFC 6750 section 2.1
 	}
-	setNonEmpty(h, headerUser, id.User)
-	setNonEmpty(h, headerEmail, id.Email)
-	setNonEmpty(h, headerPreferredUsername, id.PreferredUsername)
-	if len(id.Groups) > 0 {
-		// Comma-joined like oauth2-proxy; a group name holding a comma is
-		// ambiguous to the upstream.
-		setNonEmpty(h, headerGroups, strings.Join(id.Groups, ","))
-	}
+	h.set(headerUser, id.User)
+	h.set(headerEmail, id.Email)
+	h.set(headerPreferredUsername, id.PreferredUsername)
+	// Comma-joined like oauth2-proxy; a group name holding a comma is
+	// ambiguous to the upstream.
+	h.set(headerGroups, strings.Join(id.Groups, ","))
 }
 
-func setNonEmpty(h http.Header, key, value string) {
-	if value != "" {
-		h[key] = []string{value}
+// headerSetter sets single-value headers, skipping empty values, with the
+// value slices cut from one shared array: one allocation instead of one a
+// header. Each slice's capacity is capped at its length, so an append by a
+// later user copies instead of overwriting a neighbour.
+type headerSetter struct {
+	h    http.Header
+	vals []string
+}
+
+func (s *headerSetter) set(key, value string) {
+	if value == "" {
+		return
 	}
+	if len(s.vals) == cap(s.vals) {
+		s.vals = make([]string, 0, 10) // enough for every header rewrite sets
+	}
+	s.vals = append(s.vals, value)
+	n := len(s.vals)
+	s.h[key] = s.vals[n-1 : n : n]
 }
 
 // deleteUntrusted deletes every header a client could use to claim an
@@ -117,29 +145,28 @@ func foldEqual(s, lower string) bool {
 	return true
 }
 
-// deleteCookies removes the cookies own reports from the Cookie header(s),
-// keeping the others in order in a single Cookie header (RFC 6265 section
-// 5.4 allows one; HTTP/2 clients may send several, RFC 9113 section
-// 8.2.3). The header is dropped when nothing is left and left untouched when
-// no cookie is ours.
-func deleteCookies(h http.Header, own func(string) bool) {
-	vals := h["Cookie"]
-	if len(vals) == 0 {
-		return
-	}
-	found := false
+// withoutOwnCookies returns the Cookie header values vals without the
+// cookies own reports, the others kept in order in one value (RFC 6265
+// section 5.4 wants a single Cookie header; HTTP/2 clients may send several,
+// RFC 9113 section 8.2.3). changed is false, and nothing allocated, when no
+// cookie is ours; an empty result means no cookie is left.
+func withoutOwnCookies(vals []string, own func(string) bool) (cookie string, changed bool) {
+	n := 0
 	for _, v := range vals {
 		if hasOwnCookie(v, own) {
-			found = true
-			break
+			changed = true
 		}
+		n += len(v) + 2
 	}
-	if !found {
-		return
+	if !changed {
+		return "", false
 	}
 	var b strings.Builder
+	b.Grow(n)
 	for _, v := range vals {
-		for part := range strings.SplitSeq(v, ";") {
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ";")
 			part = textproto.TrimString(part)
 			if part == "" {
 				continue
@@ -154,15 +181,13 @@ func deleteCookies(h http.Header, own func(string) bool) {
 			b.WriteString(part)
 		}
 	}
-	if b.Len() == 0 {
-		delete(h, "Cookie")
-		return
-	}
-	h["Cookie"] = []string{b.String()}
+	return b.String(), true
 }
 
 func hasOwnCookie(v string, own func(string) bool) bool {
-	for part := range strings.SplitSeq(v, ";") {
+	for v != "" {
+		var part string
+		part, v, _ = strings.Cut(v, ";")
 		name, _, _ := strings.Cut(part, "=")
 		if name = textproto.TrimString(name); name != "" && own(name) {
 			return true

@@ -80,7 +80,10 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		h.internalError(w, r, "seal login state", err)
 		return
 	}
-	cookies.Write(w, r, sealed, h.now().Add(h.flowTTL))
+	if err := cookies.Write(w, r, sealed, h.now().Add(h.flowTTL)); err != nil {
+		h.internalError(w, r, "write login-flow cookie", err)
+		return
+	}
 	h.metrics.request(outcomeLoginRedirect, http.StatusFound)
 	redirect(w, ar.URL)
 }
@@ -115,8 +118,9 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(f.State), []byte(state)) != 1 {
+		// The flow cookie is kept: a forged callback must not be able to
+		// cancel the user's genuine login in flight.
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "login rejected: state mismatch", reqID)
-		cookies.Clear(w, r)
 		h.loginFailed(w, r, http.StatusBadRequest, "invalid_state", "This sign-in does not match the one this browser started.", f.Redirect)
 		return
 	}

@@ -33,6 +33,9 @@ type MainOptions struct {
 	Now func() time.Time
 	// DiscoveryRetryMin and DiscoveryRetryMax override the discovery backoff.
 	DiscoveryRetryMin, DiscoveryRetryMax time.Duration
+	// ProxyListener, when set, is used instead of listening on
+	// AUTHGATE_LISTEN_ADDR (tests need the address before the config).
+	ProxyListener net.Listener
 }
 
 // Main is one running authgate: the proxy listener, the internal listener
@@ -159,8 +162,11 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 			return nil, err
 		}
 	}
-	if m.proxyLn, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
-		return nil, fmt.Errorf("AUTHGATE_LISTEN_ADDR: %w", err)
+	m.proxyLn = o.ProxyListener
+	if m.proxyLn == nil {
+		if m.proxyLn, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+			return nil, fmt.Errorf("AUTHGATE_LISTEN_ADDR: %w", err)
+		}
 	}
 	if m.internalLn, err = net.Listen("tcp", cfg.InternalAddr); err != nil {
 		m.proxyLn.Close()

@@ -2,6 +2,8 @@ package upstream
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -71,9 +73,20 @@ func TestUnknownLengthStreams(t *testing.T) {
 
 // A raw WebSocket-style upgrade (RFC 6455 section 4) through the proxy: the
 // upstream hijacks and echoes, the client talks over the same connection.
+// Over https the upgrade must use HTTP/1.1 even though the upstream offers h2.
 func TestWebSocketUpgradeEcho(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		name := "http"
+		if useTLS {
+			name = "https with h2 offered"
+		}
+		t.Run(name, func(t *testing.T) { testWebSocketUpgradeEcho(t, useTLS) })
+	}
+}
+
+func testWebSocketUpgradeEcho(t *testing.T, useTLS bool) {
 	gotAuth := make(chan string, 1)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			http.Error(w, "want an upgrade", http.StatusBadRequest)
 			return
@@ -89,8 +102,19 @@ func TestWebSocketUpgradeEcho(t *testing.T) {
 		brw.Flush()
 		io.Copy(conn, brw) // echo until the client closes
 	}))
+	o := Options{}
+	if useTLS {
+		up.EnableHTTP2 = true
+		up.StartTLS()
+		roots := x509.NewCertPool()
+		roots.AddCert(up.Certificate())
+		o.TLSClientConfig = &tls.Config{RootCAs: roots}
+	} else {
+		up.Start()
+	}
 	defer up.Close()
-	fr := front(t, newProxy(t, Options{Target: up.URL}), testIdentity)
+	o.Target = up.URL
+	fr := front(t, newProxy(t, o), testIdentity)
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(fr.URL, "http://"))
 	if err != nil {

@@ -56,7 +56,8 @@ type Options struct {
 	//     incoming path is joined to /base and the query strings merged
 	//     (httputil.ProxyRequest.SetURL semantics);
 	//   - h2c://host[:port][/base]: cleartext HTTP/2 with prior knowledge
-	//     (RFC 9113 section 3.3), e.g. for gRPC;
+	//     (RFC 9113 section 3.3), e.g. for gRPC; WebSocket upgrades need
+	//     HTTP/1.1 and fail with 502 on such a target;
 	//   - unix:///path/to.sock: HTTP/1.1 over a Unix domain socket.
 	// In every case the Host header sent is the client's Host (not the
 	// target's), so the upstream builds the same absolute URLs the browser
@@ -128,7 +129,8 @@ type Options struct {
 }
 
 // Proxy forwards requests to the upstream with the identity found in their
-// context (WithIdentity). Create it with New; it is safe for concurrent use.
+// context (WithIdentity). Create it with New: the zero Proxy has no target
+// and panics. It is safe for concurrent use.
 type Proxy struct {
 	target      *url.URL // always http or https: what SetURL routes to
 	rp          *httputil.ReverseProxy
@@ -240,10 +242,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 		return
 	}
+	if v, ok := r.Header["Upgrade"]; ok && !printableASCII(v) {
+		// Same: ReverseProxy refuses it through the ErrorHandler.
+		http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
+		return
+	}
 	if p.observe != nil {
 		r = r.WithContext(context.WithValue(r.Context(), startKey{}, time.Now()))
 	}
 	p.rp.ServeHTTP(w, r)
+}
+
+func printableASCII(vals []string) bool {
+	for _, v := range vals {
+		for i := 0; i < len(v); i++ {
+			if v[i] < ' ' || v[i] > '~' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 type startKey struct{}

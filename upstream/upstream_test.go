@@ -609,6 +609,22 @@ func TestConnectIsMethodNotAllowed(t *testing.T) {
 	}
 }
 
+func TestInvalidUpgradeIsBadRequest(t *testing.T) {
+	up, got := recordingUpstream(t)
+	p := newProxy(t, Options{Target: up.URL})
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Connection", "Upgrade")
+	r.Header.Set("Upgrade", "websocket\xff")
+	p.ServeHTTP(w, r)
+	if w.Code != http.StatusBadRequest {
+		t.Errorf("status = %d, want 400", w.Code)
+	}
+	if len(got) != 0 {
+		t.Errorf("upstream received %d requests, want 0", len(got))
+	}
+}
+
 func TestNewRejectsBadTargets(t *testing.T) {
 	tests := []struct{ name, target string }{
 		{"empty", ""},

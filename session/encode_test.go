@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"reflect"
@@ -176,8 +177,17 @@ func FuzzDecode(f *testing.F) {
 			if !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Decode error %v does not wrap ErrNotFound", err)
 			}
+			if _, err := decodeOwned(bytes.Clone(b)); err == nil {
+				t.Fatalf("decodeOwned succeeded, Decode failed")
+			}
 			return
 		}
+		// The zero-copy decoder the store uses must agree.
+		owned, err := decodeOwned(bytes.Clone(b))
+		if err != nil {
+			t.Fatalf("decodeOwned error %v, Decode succeeded", err)
+		}
+		sameSession(t, owned, s)
 		// Whatever decodes must survive a second round trip unchanged.
 		again, err := Decode(Encode(s))
 		if err != nil {

@@ -127,8 +127,13 @@ func (s *CookieStore) Save(w http.ResponseWriter, r *http.Request, sess *Session
 	return nil
 }
 
-// Delete clears the cookie and all its chunks. sess may be nil.
+// Delete clears the cookie and all its chunks. sess may be nil. A copy of
+// the cookie kept elsewhere still opens until it expires: record a
+// Revocation to refuse it.
 func (s *CookieStore) Delete(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if v, ok := s.cookies.Read(r); ok && s.cache != nil {
+		s.cache.remove(v)
+	}
 	s.cookies.Clear(w, r)
 	return nil
 }

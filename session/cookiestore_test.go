@@ -315,9 +315,16 @@ func TestCookieStoreDelete(t *testing.T) {
 	sess.AccessToken = strings.Repeat("t", 6<<10)
 	b := saved(t, s, sess)
 	n := len(b)
+	if _, err := s.Load(b.request()); err != nil { // now cached
+		t.Fatalf("Load: %v", err)
+	}
+	v, _ := s.cookies.Read(b.request())
 	w := httptest.NewRecorder()
 	if err := s.Delete(w, b.request(), sess); err != nil {
 		t.Fatalf("Delete: %v", err)
+	}
+	if _, ok := s.cache.get(v); ok {
+		t.Errorf("deleted session still cached")
 	}
 	if got := len(setCookies(t, w.Header())); got != n {
 		t.Errorf("Delete wrote %d Set-Cookie headers, want %d (one per chunk)", got, n)

@@ -105,15 +105,17 @@ func (s *Sealer) seal(aad, plaintext []byte) (string, error) {
 		return "", errors.New("session: sealer has no keys")
 	}
 	k := s.keys[0]
-	raw := make([]byte, 1+nonceSize, sealOverhead+len(plaintext))
-	raw[0] = sealVersion<<hintBits | k.hint
+	// One buffer holds the raw sealed value and, after it, its encoding.
+	rawLen := sealOverhead + len(plaintext)
+	buf := make([]byte, 1+nonceSize, rawLen+b64.EncodedLen(rawLen))
+	buf[0] = sealVersion<<hintBits | k.hint
 	// Random nonces are safe for up to 2^32 seals per key (NIST SP
 	// 800-38D §8.3); rotate keys well before that.
-	if _, err := rand.Read(raw[1 : 1+nonceSize]); err != nil {
+	if _, err := rand.Read(buf[1 : 1+nonceSize]); err != nil {
 		return "", fmt.Errorf("read nonce: %w", err)
 	}
-	raw = k.aead.Seal(raw, raw[1:1+nonceSize], plaintext, aad)
-	return b64.EncodeToString(raw), nil
+	raw := k.aead.Seal(buf, buf[1:1+nonceSize], plaintext, aad)
+	return string(b64.AppendEncode(raw[rawLen:], raw)), nil
 }
 
 // Open reverses Seal for the cookie called name. Every failure (bad base64,

@@ -10,7 +10,8 @@ import (
 // errExpired is returned by Load for a session past its ExpiresAt.
 var errExpired = fmt.Errorf("%w: session expired", ErrNotFound)
 
-// CookieStoreOptions configures a CookieStore.
+// CookieStoreOptions configures a CookieStore. The zero value is rejected
+// by NewCookieStore: Keys is required; every other field has a default.
 type CookieStoreOptions struct {
 	// Cookie names the cookie and its attributes. Its Now is replaced by
 	// the store's.

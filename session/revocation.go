@@ -22,7 +22,7 @@ const purgeInterval = time.Minute
 // For the SessionID and IDPSessionID forms, a non-zero IssuedBefore also
 // limits them to sessions issued at or before it; zero means any time. For
 // the Subject form zero matches only sessions with a zero IssuedAt, so
-// callers pass the time of the logout.
+// callers pass the time of the logout. The zero value revokes nothing.
 type Revocation struct {
 	SessionID    string
 	IDPSessionID string

@@ -349,3 +349,5 @@ func (b *browser) cookieHeader(g *gate) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+func unsetenv(k string) { os.Unsetenv(k) }

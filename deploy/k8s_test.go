@@ -127,6 +127,14 @@ func kindCounts(objs []object) string {
 	return strings.Join(parts, ",")
 }
 
+// podSpecOf returns the pod spec of a workload object, or nil.
+func podSpecOf(o object) *corev1.PodSpec {
+	if d, ok := o.Obj.(*appsv1.Deployment); ok {
+		return &d.Spec.Template.Spec
+	}
+	return nil
+}
+
 // findContainer returns the container named name among the pod's containers
 // and init containers, and whether it is an init container.
 func findContainer(spec *corev1.PodSpec, name string) (c *corev1.Container, init bool) {

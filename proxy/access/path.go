@@ -128,6 +128,11 @@ func NormalizePath(escapedPath string) (string, error) {
 	if trailing {
 		b.WriteByte('/')
 	}
+	if b.Len() > maxPathLen {
+		// Encoding can lengthen the path; bounding the output as well as
+		// the input keeps NormalizePath idempotent.
+		return "", ambiguous("too long")
+	}
 	return b.String(), nil
 }
 

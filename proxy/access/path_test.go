@@ -77,6 +77,7 @@ var pathCases = []struct {
 	{"dot dot semicolon", "/a/..;/b", ""},
 	{"lone semicolon segment", "/a/;/b", ""},
 	{"too long", "/" + strings.Repeat("a", maxPathLen), ""},
+	{"too long once encoded", "/" + strings.Repeat("{", maxPathLen/3+1), ""},
 }
 
 func TestNormalizePath(t *testing.T) {

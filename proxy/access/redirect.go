@@ -88,6 +88,11 @@ func safeRelative(rd string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if len(p)+1+len(eq) > maxRedirectLen {
+		// Encoding lengthened the query past the limit; refusing keeps
+		// SafeRedirect(SafeRedirect(x)) == SafeRedirect(x).
+		return "", unsafeRedirect("too long")
+	}
 	return p + "?" + eq, nil
 }
 
@@ -281,7 +286,9 @@ func (h *RedirectHosts) allowed(host, port, defaultPort string) bool {
 		return true
 	}
 	for _, r := range h.suffixes {
-		if !strings.HasSuffix(host, r.suffix) || len(host) == len(r.suffix) {
+		// host never starts with ".", so a suffix match is a proper
+		// subdomain at a label boundary.
+		if !strings.HasSuffix(host, r.suffix) {
 			continue
 		}
 		if r.port == effective || r.port == "" && effective == defaultPort {

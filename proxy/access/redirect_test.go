@@ -145,6 +145,7 @@ var redirectCases = []struct {
 	{"IIS unicode escape", "/%u002f%u002fevil.com", "/"},
 	{"bad escape in query", "/a?x=%zz", "/"},
 	{"very long", "/" + strings.Repeat("a", 5000), "/"},
+	{"too long once the query is encoded", "/a?" + strings.Repeat("|", maxRedirectLen/3), "/"},
 	{"forbidden ASCII in path", "/a|b", "/"},
 	{"raw non-ASCII in query", "/a?x=é", "/"},
 	{"raw space in query", "/a?x=a b", "/"},

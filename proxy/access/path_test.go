@@ -168,3 +168,12 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkNormalizePath(b *testing.B) {
+	const in = "/static/js/../css/%61pp.css"
+	for b.Loop() {
+		if got, err := NormalizePath(in); err != nil || got != "/static/css/app.css" {
+			b.Fatalf("NormalizePath(%q) = %q, %v", in, got, err)
+		}
+	}
+}

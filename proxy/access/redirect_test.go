@@ -303,6 +303,7 @@ func TestNewRedirectHostsErrors(t *testing.T) {
 		"[::ffff:127.0.0.1]",
 		"exämple.com",
 		"0x7f.1",
+		"app.0x1f",
 		"1.2.3",
 		"01.2.3.4",
 		"app%2eexample.com",
@@ -449,4 +450,13 @@ func FuzzSafeAbsolute(f *testing.F) {
 			t.Fatalf("SafeAbsolute(%q) = %q, %v, want %q, true", out, again, ok, out)
 		}
 	})
+}
+
+func BenchmarkSafeRedirect(b *testing.B) {
+	const in = "/some/deep/page?x=1&next=%2Fother"
+	for b.Loop() {
+		if got := SafeRedirect(in); got != in {
+			b.Fatalf("SafeRedirect(%q) = %q, want it unchanged", in, got)
+		}
+	}
 }

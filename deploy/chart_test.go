@@ -636,3 +636,49 @@ func lineDiff(chart, plain string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestChartREADMEDocumentsValues: every value of values.yaml, and every key
+// of the values whose schema is closed, appears in the chart's README.
+func TestChartREADMEDocumentsValues(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(chartDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(readme)
+	var values map[string]any
+	readYAML(t, filepath.Join(chartDir, "values.yaml"), &values)
+	var schema struct {
+		Properties map[string]struct {
+			AdditionalProperties *bool                      `json:"additionalProperties"`
+			Properties           map[string]json.RawMessage `json:"properties"`
+		} `json:"properties"`
+	}
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range sortedKeys(values) {
+		if !strings.Contains(doc, "`"+key) {
+			t.Errorf("charts/authgate/README.md does not document value %s", key)
+		}
+		p := schema.Properties[key]
+		// config is documented in the repository README; the probes and
+		// resources are Kubernetes' own types.
+		if key == "config" || key == "resources" || strings.HasSuffix(key, "Probe") || p.AdditionalProperties == nil || *p.AdditionalProperties {
+			continue
+		}
+		for _, sub := range sortedKeys(p.Properties) {
+			if !strings.Contains(doc, "`"+key+"."+sub) && !strings.Contains(doc, "`."+sub) {
+				t.Errorf("charts/authgate/README.md does not document value %s.%s", key, sub)
+			}
+		}
+	}
+	for _, key := range sortedKeys(schema.Properties) {
+		if _, ok := values[key]; !ok && key != "global" {
+			t.Errorf("values.schema.json has %s, which values.yaml lacks", key)
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package redisstore
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Connection defaults. They are short on purpose: when Redis is gone a
+// request should get a 503 within a couple of seconds, not hang for the
+// client library's defaults (5 s per read, five dial attempts per
+// connection, three retries per command).
+const (
+	DefaultDialTimeout  = 2 * time.Second
+	DefaultReadTimeout  = time.Second
+	DefaultWriteTimeout = time.Second
+	// dialAttempts and commandRetries bound the worst case against an
+	// address that drops packets to (1+commandRetries) × DialTimeout.
+	// Against a refused connection every attempt fails at once; after
+	// PoolSize failed dials go-redis fails fast and probes in the
+	// background, so the client recovers on its own when Redis is back.
+	dialAttempts   = 1
+	commandRetries = 1
+)
+
+// ClientOptions says how to reach Redis. Exactly one mode must be chosen:
+//
+//   - URL (AUTHGATE_REDIS_URL): one server, redis:// or rediss:// (TLS),
+//     with user, password and database number in the URL;
+//   - Addrs with SentinelMaster (AUTHGATE_REDIS_ADDRS and
+//     AUTHGATE_REDIS_SENTINEL_MASTER): Sentinel, Addrs are the sentinels;
+//   - Cluster (AUTHGATE_REDIS_CLUSTER=true) with Addrs, or with a URL
+//     whose host is one seed node (its user, password and TLS apply to
+//     every node).
+//
+// The zero value configures nothing: NewClient returns an error for it.
+type ClientOptions struct {
+	// URL is redis://[user[:password]@]host[:port][/db] or rediss://….
+	// go-redis query parameters (dial_timeout=…, pool_size=…) are
+	// honoured; the fields below override them when set.
+	URL string
+	// Addrs are host:port pairs: the sentinels with SentinelMaster, seed
+	// nodes with Cluster.
+	Addrs []string
+	// SentinelMaster is the name the sentinels monitor the master under.
+	SentinelMaster string
+	// Cluster selects Redis Cluster.
+	Cluster bool
+
+	// Username and Password authenticate to the Redis servers (ACL user,
+	// or requirepass with an empty Username). With a URL they fill in what
+	// the URL leaves out; setting one in both places is an error, so a
+	// password read from a file cannot silently lose to the URL's.
+	Username string
+	Password string
+	// SentinelUsername and SentinelPassword authenticate to the sentinels;
+	// empty means the sentinels need no authentication.
+	SentinelUsername string
+	SentinelPassword string
+	// DB selects a database for Addrs with SentinelMaster; a URL carries
+	// its own (the path), and Cluster has only database 0.
+	DB int
+
+	// TLS, when non-nil, is used for every connection. rediss:// implies
+	// TLS with the system roots; set TLS to trust a private CA or present
+	// a client certificate. TLS with a redis:// URL is an error (the URL
+	// says plain text). An empty ServerName is taken from each server's
+	// address.
+	TLS *tls.Config
+
+	// DialTimeout, ReadTimeout and WriteTimeout bound each connection
+	// attempt and each command; zero means DefaultDialTimeout,
+	// DefaultReadTimeout and DefaultWriteTimeout (or the URL's value).
+	DialTimeout  time.Duration
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// PoolSize is the number of connections per server; zero means the
+	// go-redis default (10 per GOMAXPROCS).
+	PoolSize int
+}
+
+// NewClient returns a client for o: a *redis.Client for a URL, a failover
+// client for Sentinel, a *redis.ClusterClient for Cluster. It does not
+// connect; the first command does (use Store.Ping for readiness). Errors
+// name the AUTHGATE_REDIS_* setting at fault and never contain a password.
+func NewClient(o ClientOptions) (redis.UniversalClient, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.URL != "" {
+		c, err := o.urlClient()
+		if err != nil {
+			return nil, redact(err, o.Password, o.SentinelPassword, urlPassword(o.URL))
+		}
+		return c, nil
+	}
+	u := &redis.UniversalOptions{
+		Addrs:                 o.Addrs,
+		Username:              o.Username,
+		Password:              o.Password,
+		SentinelUsername:      o.SentinelUsername,
+		SentinelPassword:      o.SentinelPassword,
+		DB:                    o.DB,
+		MasterName:            o.SentinelMaster,
+		IsClusterMode:         o.Cluster,
+		TLSConfig:             o.TLS,
+		DialTimeout:           or(o.DialTimeout, DefaultDialTimeout),
+		ReadTimeout:           or(o.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:          or(o.WriteTimeout, DefaultWriteTimeout),
+		DialerRetries:         dialAttempts,
+		MaxRetries:            commandRetries,
+		PoolSize:              o.PoolSize,
+		ContextTimeoutEnabled: true,
+	}
+	return redis.NewUniversalClient(u), nil
+}
+
+// validate reports every problem with o, naming the settings involved.
+func (o ClientOptions) validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch {
+	case o.URL == "" && len(o.Addrs) == 0:
+		add("redis: no server configured: set AUTHGATE_REDIS_URL, or AUTHGATE_REDIS_ADDRS with AUTHGATE_REDIS_SENTINEL_MASTER or AUTHGATE_REDIS_CLUSTER=true")
+	case o.URL != "" && len(o.Addrs) > 0:
+		add("redis: AUTHGATE_REDIS_URL and AUTHGATE_REDIS_ADDRS are both set: choose one")
+	case len(o.Addrs) > 0 && o.SentinelMaster == "" && !o.Cluster:
+		add("redis: AUTHGATE_REDIS_ADDRS needs AUTHGATE_REDIS_SENTINEL_MASTER (Sentinel) or AUTHGATE_REDIS_CLUSTER=true (Cluster); for one server use AUTHGATE_REDIS_URL")
+	}
+	if o.SentinelMaster != "" && o.Cluster {
+		add("redis: AUTHGATE_REDIS_SENTINEL_MASTER and AUTHGATE_REDIS_CLUSTER=true are both set: choose one")
+	}
+	if o.SentinelMaster != "" && o.URL != "" {
+		add("redis: AUTHGATE_REDIS_SENTINEL_MASTER needs the sentinel addresses in AUTHGATE_REDIS_ADDRS, not AUTHGATE_REDIS_URL")
+	}
+	for _, a := range o.Addrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			add("redis: AUTHGATE_REDIS_ADDRS entry %q is not host:port", a)
+		}
+	}
+	if o.DB < 0 {
+		add("redis: database %d is negative", o.DB)
+	}
+	if o.DB != 0 && (o.URL != "" || o.Cluster) {
+		add("redis: a database number applies only to Sentinel: put it in the AUTHGATE_REDIS_URL path; Cluster has only database 0")
+	}
+	for _, d := range [...]struct {
+		name string
+		v    time.Duration
+	}{{"dial", o.DialTimeout}, {"read", o.ReadTimeout}, {"write", o.WriteTimeout}} {
+		if d.v < 0 {
+			add("redis: %s timeout %v is negative", d.name, d.v)
+		}
+	}
+	if o.PoolSize < 0 {
+		add("redis: pool size %d is negative", o.PoolSize)
+	}
+	if o.URL != "" {
+		// Never print the URL: it may carry a password.
+		u, err := url.Parse(o.URL)
+		switch {
+		case err != nil:
+			add("redis: AUTHGATE_REDIS_URL is not a valid URL")
+		case u.Scheme != "redis" && u.Scheme != "rediss":
+			add("redis: AUTHGATE_REDIS_URL scheme must be redis or rediss")
+		case u.Host == "":
+			add("redis: AUTHGATE_REDIS_URL has no host")
+		default:
+			if _, ok := u.User.Password(); ok && o.Password != "" {
+				add("redis: a password is both in AUTHGATE_REDIS_URL and set on its own: keep one")
+			}
+			if u.User.Username() != "" && o.Username != "" {
+				add("redis: a user name is both in AUTHGATE_REDIS_URL and set on its own: keep one")
+			}
+			if u.Scheme == "redis" && o.TLS != nil {
+				add("redis: TLS is configured but AUTHGATE_REDIS_URL is redis://: use rediss://")
+			}
+			if o.Cluster && u.Path != "" && u.Path != "/" && u.Path != "/0" {
+				add("redis: Cluster has only database 0: remove the database from AUTHGATE_REDIS_URL")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// urlClient builds the client for a URL, standalone or Cluster.
+func (o ClientOptions) urlClient() (redis.UniversalClient, error) {
+	if o.Cluster {
+		co, err := redis.ParseClusterURL(o.URL)
+		if err != nil {
+			return nil, fmt.Errorf("parse AUTHGATE_REDIS_URL: %w", err)
+		}
+		if o.Username != "" {
+			co.Username = o.Username
+		}
+		if o.Password != "" {
+			co.Password = o.Password
+		}
+		if co.TLSConfig != nil {
+			// go-redis pins ServerName to the seed host; every other node
+			// must be verified against its own address instead.
+			co.TLSConfig = tlsConfig(o.TLS)
+		}
+		co.DialTimeout = pick(o.DialTimeout, co.DialTimeout, DefaultDialTimeout)
+		co.ReadTimeout = pick(o.ReadTimeout, co.ReadTimeout, DefaultReadTimeout)
+		co.WriteTimeout = pick(o.WriteTimeout, co.WriteTimeout, DefaultWriteTimeout)
+		co.DialerRetries = or(co.DialerRetries, dialAttempts)
+		co.MaxRetries = or(co.MaxRetries, commandRetries)
+		co.PoolSize = or(o.PoolSize, co.PoolSize)
+		co.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(co), nil
+	}
+	ro, err := redis.ParseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse AUTHGATE_REDIS_URL: %w", err)
+	}
+	if o.Username != "" {
+		ro.Username = o.Username
+	}
+	if o.Password != "" {
+		ro.Password = o.Password
+	}
+	if ro.TLSConfig != nil && o.TLS != nil {
+		c := tlsConfig(o.TLS)
+		if c.ServerName == "" {
+			c.ServerName = ro.TLSConfig.ServerName
+		}
+		ro.TLSConfig = c
+	}
+	ro.DialTimeout = pick(o.DialTimeout, ro.DialTimeout, DefaultDialTimeout)
+	ro.ReadTimeout = pick(o.ReadTimeout, ro.ReadTimeout, DefaultReadTimeout)
+	ro.WriteTimeout = pick(o.WriteTimeout, ro.WriteTimeout, DefaultWriteTimeout)
+	ro.DialerRetries = or(ro.DialerRetries, dialAttempts)
+	ro.MaxRetries = or(ro.MaxRetries, commandRetries)
+	ro.PoolSize = or(o.PoolSize, ro.PoolSize)
+	ro.ContextTimeoutEnabled = true
+	return redis.NewClient(ro), nil
+}
+
+// tlsConfig returns a copy of c (or a fresh config for nil) with at least
+// TLS 1.2.
+func tlsConfig(c *tls.Config) *tls.Config {
+	if c == nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	c = c.Clone()
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	return c
+}
+
+// or returns v, or def when v is zero.
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// pick returns the explicit setting, else the URL's, else the default.
+func pick(explicit, fromURL, def time.Duration) time.Duration {
+	return or(explicit, or(fromURL, def))
+}
+
+// urlPassword returns the password in raw, or "" when it has none or does
+// not parse.
+func urlPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}
+
+// redact returns err with every non-empty secret replaced, so that no
+// library error message can carry a password into logs. The result no
+// longer wraps err: it is only ever a configuration error to print.
+func redact(err error, secrets ...string) error {
+	msg := err.Error()
+	changed := false
+	for _, s := range secrets {
+		if s != "" && strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return errors.New(msg)
+}

@@ -127,62 +127,62 @@ func (o ClientOptions) validate() error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch {
 	case o.URL == "" && len(o.Addrs) == 0:
-		add("redis: no server configured: set AUTHGATE_REDIS_URL, or AUTHGATE_REDIS_ADDRS with AUTHGATE_REDIS_SENTINEL_MASTER or AUTHGATE_REDIS_CLUSTER=true")
+		add("redisstore: no server configured: set AUTHGATE_REDIS_URL, or AUTHGATE_REDIS_ADDRS with AUTHGATE_REDIS_SENTINEL_MASTER or AUTHGATE_REDIS_CLUSTER=true")
 	case o.URL != "" && len(o.Addrs) > 0:
-		add("redis: AUTHGATE_REDIS_URL and AUTHGATE_REDIS_ADDRS are both set: choose one")
+		add("redisstore: AUTHGATE_REDIS_URL and AUTHGATE_REDIS_ADDRS are both set: choose one")
 	case len(o.Addrs) > 0 && o.SentinelMaster == "" && !o.Cluster:
-		add("redis: AUTHGATE_REDIS_ADDRS needs AUTHGATE_REDIS_SENTINEL_MASTER (Sentinel) or AUTHGATE_REDIS_CLUSTER=true (Cluster); for one server use AUTHGATE_REDIS_URL")
+		add("redisstore: AUTHGATE_REDIS_ADDRS needs AUTHGATE_REDIS_SENTINEL_MASTER (Sentinel) or AUTHGATE_REDIS_CLUSTER=true (Cluster); for one server use AUTHGATE_REDIS_URL")
 	}
 	if o.SentinelMaster != "" && o.Cluster {
-		add("redis: AUTHGATE_REDIS_SENTINEL_MASTER and AUTHGATE_REDIS_CLUSTER=true are both set: choose one")
+		add("redisstore: AUTHGATE_REDIS_SENTINEL_MASTER and AUTHGATE_REDIS_CLUSTER=true are both set: choose one")
 	}
 	if o.SentinelMaster != "" && o.URL != "" {
-		add("redis: AUTHGATE_REDIS_SENTINEL_MASTER needs the sentinel addresses in AUTHGATE_REDIS_ADDRS, not AUTHGATE_REDIS_URL")
+		add("redisstore: AUTHGATE_REDIS_SENTINEL_MASTER needs the sentinel addresses in AUTHGATE_REDIS_ADDRS, not AUTHGATE_REDIS_URL")
 	}
 	for _, a := range o.Addrs {
 		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
-			add("redis: AUTHGATE_REDIS_ADDRS entry %q is not host:port", a)
+			add("redisstore: AUTHGATE_REDIS_ADDRS entry %q is not host:port", a)
 		}
 	}
 	if o.DB < 0 {
-		add("redis: database %d is negative", o.DB)
+		add("redisstore: database %d is negative", o.DB)
 	}
 	if o.DB != 0 && (o.URL != "" || o.Cluster) {
-		add("redis: a database number applies only to Sentinel: put it in the AUTHGATE_REDIS_URL path; Cluster has only database 0")
+		add("redisstore: a database number applies only to Sentinel: put it in the AUTHGATE_REDIS_URL path; Cluster has only database 0")
 	}
 	for _, d := range [...]struct {
 		name string
 		v    time.Duration
 	}{{"dial", o.DialTimeout}, {"read", o.ReadTimeout}, {"write", o.WriteTimeout}} {
 		if d.v < 0 {
-			add("redis: %s timeout %v is negative", d.name, d.v)
+			add("redisstore: %s timeout %v is negative", d.name, d.v)
 		}
 	}
 	if o.PoolSize < 0 {
-		add("redis: pool size %d is negative", o.PoolSize)
+		add("redisstore: pool size %d is negative", o.PoolSize)
 	}
 	if o.URL != "" {
 		// Never print the URL: it may carry a password.
 		u, err := url.Parse(o.URL)
 		switch {
 		case err != nil:
-			add("redis: AUTHGATE_REDIS_URL is not a valid URL")
+			add("redisstore: AUTHGATE_REDIS_URL is not a valid URL")
 		case u.Scheme != "redis" && u.Scheme != "rediss":
-			add("redis: AUTHGATE_REDIS_URL scheme must be redis or rediss")
+			add("redisstore: AUTHGATE_REDIS_URL scheme must be redis or rediss")
 		case u.Host == "":
-			add("redis: AUTHGATE_REDIS_URL has no host")
+			add("redisstore: AUTHGATE_REDIS_URL has no host")
 		default:
 			if _, ok := u.User.Password(); ok && o.Password != "" {
-				add("redis: a password is both in AUTHGATE_REDIS_URL and set on its own: keep one")
+				add("redisstore: a password is both in AUTHGATE_REDIS_URL and set on its own: keep one")
 			}
 			if u.User.Username() != "" && o.Username != "" {
-				add("redis: a user name is both in AUTHGATE_REDIS_URL and set on its own: keep one")
+				add("redisstore: a user name is both in AUTHGATE_REDIS_URL and set on its own: keep one")
 			}
 			if u.Scheme == "redis" && o.TLS != nil {
-				add("redis: TLS is configured but AUTHGATE_REDIS_URL is redis://: use rediss://")
+				add("redisstore: TLS is configured but AUTHGATE_REDIS_URL is redis://: use rediss://")
 			}
 			if o.Cluster && u.Path != "" && u.Path != "/" && u.Path != "/0" {
-				add("redis: Cluster has only database 0: remove the database from AUTHGATE_REDIS_URL")
+				add("redisstore: Cluster has only database 0: remove the database from AUTHGATE_REDIS_URL")
 			}
 		}
 	}
@@ -194,7 +194,7 @@ func (o ClientOptions) urlClient() (redis.UniversalClient, error) {
 	if o.Cluster {
 		co, err := redis.ParseClusterURL(o.URL)
 		if err != nil {
-			return nil, fmt.Errorf("parse AUTHGATE_REDIS_URL: %w", err)
+			return nil, fmt.Errorf("redisstore: parse AUTHGATE_REDIS_URL: %w", err)
 		}
 		if o.Username != "" {
 			co.Username = o.Username
@@ -218,7 +218,7 @@ func (o ClientOptions) urlClient() (redis.UniversalClient, error) {
 	}
 	ro, err := redis.ParseURL(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("parse AUTHGATE_REDIS_URL: %w", err)
+		return nil, fmt.Errorf("redisstore: parse AUTHGATE_REDIS_URL: %w", err)
 	}
 	if o.Username != "" {
 		ro.Username = o.Username

@@ -183,7 +183,9 @@ func (s *redisServer) ping() bool {
 		return false
 	}
 	if s.tls != nil {
-		c = tls.Client(c, s.tls)
+		cfg := s.tls.Clone()
+		cfg.ServerName = "127.0.0.1"
+		c = tls.Client(c, cfg)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))

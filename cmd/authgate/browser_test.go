@@ -401,8 +401,8 @@ func (e *browserEnv) userinfoStatus(t *testing.T, tok string) int {
 	return resp.StatusCode
 }
 
-// authgateCookies returns the names of the browser's cookies for authgate
-// that authgate set (session and login-flow cookies).
+// authgateCookies returns the browser's cookies for authgate's origin
+// that authgate set (session and login-flow cookies), by name.
 func (e *browserEnv) authgateCookies(t *testing.T, ctx context.Context) map[string]*network.Cookie {
 	t.Helper()
 	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{e.base + "/"}})

@@ -226,12 +226,11 @@ func (p *Provider) Run(ctx context.Context) {
 // (half fixed, half random) so restarted replicas do not retry in lockstep,
 // and never below min.
 func (p *Provider) backoff(attempt int) time.Duration {
-	step := p.retryMax
-	if attempt < 32 {
-		if s := p.retryMin << (attempt - 1); s > 0 && s < p.retryMax {
-			step = s
-		}
+	step := p.retryMin
+	for i := 1; i < attempt && step < p.retryMax; i++ {
+		step *= 2
 	}
+	step = min(step, p.retryMax)
 	wait := step/2 + rand.N(step/2+1)
 	return max(wait, p.retryMin)
 }

@@ -239,6 +239,14 @@ func (s *Server) SetFaults(f Faults) {
 	s.faults = f
 }
 
+// SetDiscoveryFailures makes the next n discovery requests answer 503
+// (zero: serve the document from now on).
+func (s *Server) SetDiscoveryFailures(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discoveryLeft = n
+}
+
 // TokenCalls reports how many token requests arrived with the grant_type
 // (e.g. "authorization_code", "refresh_token"), faulty answers included.
 func (s *Server) TokenCalls(grantType string) int {

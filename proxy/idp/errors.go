@@ -55,10 +55,12 @@ func transient(err error) bool {
 }
 
 // classifyTokenError maps an error from the token endpoint to a sentinel:
-// "invalid_grant" (RFC 6749 section 5.2) to ErrInvalidGrant; 5xx, 429,
-// "temporarily_unavailable", "server_error" and transport faults to
-// ErrUnavailable. Anything else (invalid_client, unauthorized_client,
-// a malformed answer) is a misconfiguration and stays unclassified.
+// "invalid_grant" (RFC 6749 section 5.2) to ErrInvalidGrant; 5xx, 429 and
+// transport faults to ErrUnavailable, as well as "server_error" and
+// "temporarily_unavailable", which RFC 6749 defines for the authorization
+// endpoint (4.1.2.1) but some providers also send from the token endpoint.
+// Anything else (invalid_client, unauthorized_client, a malformed answer)
+// is a misconfiguration and stays unclassified.
 func classifyTokenError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {

@@ -50,8 +50,8 @@ func (p *Provider) checkClaims(idt *oidc.IDToken, c *claimSet, accessToken strin
 	if idt.Subject == "" {
 		return errors.New("no sub")
 	}
-	// OpenID Connect Core 3.1.3.7 steps 4 and 5 (as amended by errata set 2):
-	// several audiences need an azp, and an azp must be us.
+	// OpenID Connect Core 3.1.3.7 steps 4 and 5: several audiences need an
+	// azp, and an azp must be us.
 	if c.AZP != nil && *c.AZP != p.clientID {
 		return fmt.Errorf("azp %q is not the client ID", *c.AZP)
 	}
@@ -64,7 +64,7 @@ func (p *Provider) checkClaims(idt *oidc.IDToken, c *claimSet, accessToken strin
 	if len(idt.Audience) != 1 || idt.Audience[0] != p.clientID {
 		return fmt.Errorf("audience %q is not exactly the client ID", idt.Audience)
 	}
-	// Step 10: iat is required.
+	// iat is REQUIRED (Core section 2); step 10 leaves its bounds to us.
 	if len(c.IAT) == 0 || string(c.IAT) == "null" {
 		return errors.New("no iat")
 	}
@@ -75,8 +75,8 @@ func (p *Provider) checkClaims(idt *oidc.IDToken, c *claimSet, accessToken strin
 	if fresh && idt.IssuedAt.Before(now.Add(-maxIDTokenAge-clockSkew)) {
 		return fmt.Errorf("iat %s is too old", idt.IssuedAt.UTC().Format(time.RFC3339))
 	}
-	// Core 3.1.3.8 (hybrid flow) makes at_hash mandatory to check; in the
-	// code flow it is optional (3.1.3.6), but when present it must match.
+	// Core 3.1.3.8: in the code flow at_hash is optional; when present it
+	// must match the access token we were given with it.
 	if idt.AccessTokenHash != "" {
 		if err := idt.VerifyAccessToken(accessToken); err != nil {
 			return fmt.Errorf("check at_hash: %w", err)

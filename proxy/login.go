@@ -153,6 +153,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		RefreshToken:      tokens.RefreshToken,
 		IDToken:           tokens.IDToken,
 		Expiry:            tokens.Expiry,
+		TokenIssuedAt:     now,
 		IssuedAt:          now,
 		ExpiresAt:         now.Add(h.sessionTTL),
 	}

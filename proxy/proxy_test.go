@@ -253,6 +253,31 @@ func TestIsNavigation(t *testing.T) {
 	}
 }
 
+func TestRefreshSkewBoundedByLifetime(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		name     string
+		lifetime time.Duration
+		issued   bool
+		want     time.Duration
+	}{
+		{"long token", time.Hour, true, time.Minute},
+		{"token shorter than skew", time.Minute, true, 30 * time.Second},
+		{"token equal to skew", 2 * time.Minute, true, time.Minute},
+		{"unknown issue time", time.Minute, false, time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &session.Session{Expiry: now.Add(tt.lifetime)}
+			if tt.issued {
+				s.TokenIssuedAt = now
+			}
+			if got := refreshSkew(time.Minute, s); got != tt.want {
+				t.Errorf("refreshSkew = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestUsedStates(t *testing.T) {
 	now := time.Now()
 	u := newUsedStates(func() time.Time { return now })

@@ -89,6 +89,7 @@ func (f *refresher) refresh(ctx context.Context, s *session.Session) (fresh *ses
 		next := *s
 		next.AccessToken = tokens.AccessToken
 		next.Expiry = tokens.Expiry
+		next.TokenIssuedAt = f.now()
 		if tokens.RefreshToken != "" {
 			next.RefreshToken = tokens.RefreshToken
 		}
@@ -110,13 +111,27 @@ func (f *refresher) refresh(ctx context.Context, s *session.Session) (fresh *ses
 	return c.result, false, err
 }
 
+// refreshSkew is how long before expiry the session's token is refreshed:
+// the configured skew, but at most half the token's lifetime, so that an IdP
+// issuing tokens shorter than the skew does not get a refresh on every
+// request.
+func refreshSkew(configured time.Duration, s *session.Session) time.Duration {
+	if s.TokenIssuedAt.IsZero() {
+		return configured
+	}
+	if half := s.Expiry.Sub(s.TokenIssuedAt) / 2; half < configured {
+		return max(half, 0)
+	}
+	return configured
+}
+
 // fresh returns a session whose access token is valid for at least the
 // refresh skew, refreshing it when needed. ok=false means it has answered
 // the request itself (login needed, or the IdP is down and the token has
 // expired).
 func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Session) (_ *session.Session, ok bool) {
 	now := h.now()
-	if s.Expiry.IsZero() || now.Before(s.Expiry.Add(-h.refreshSkew)) {
+	if s.Expiry.IsZero() || now.Before(s.Expiry.Add(-refreshSkew(h.refreshSkew, s))) {
 		return s, true
 	}
 	valid := now.Before(s.Expiry)

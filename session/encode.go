@@ -19,7 +19,8 @@ const (
 	flagExpiry                         // Expiry is not zero
 	flagIssuedAt                       // IssuedAt is not zero
 	flagExpiresAt                      // ExpiresAt is not zero
-	flagsKnown             = flagExpiresAt<<1 - 1
+	flagTokenIssuedAt                  // TokenIssuedAt is not zero (added later; older encodings lack it)
+	flagsKnown             = flagTokenIssuedAt<<1 - 1
 )
 
 // errDecode is returned by Decode for every malformed input. It wraps
@@ -32,7 +33,7 @@ var errDecode = fmt.Errorf("%w: malformed session encoding", ErrNotFound)
 //	ID, Subject, Email, PreferredUsername, Name, IDPSessionID,
 //	AccessToken, RefreshToken, IDToken  (each uvarint length + bytes),
 //	len(Groups) uvarint, each group (uvarint length + bytes),
-//	Expiry, IssuedAt, ExpiresAt when set (varint unix seconds + uvarint nanoseconds).
+//	Expiry, IssuedAt, ExpiresAt, TokenIssuedAt when set (varint unix seconds + uvarint nanoseconds).
 //
 // Times keep nanosecond precision but not their location or monotonic
 // reading; Decode returns them in UTC. A nil s encodes as an empty session.
@@ -42,7 +43,7 @@ func Encode(s *Session) []byte {
 	}
 	strs := [...]string{s.ID, s.Subject, s.Email, s.PreferredUsername, s.Name,
 		s.IDPSessionID, s.AccessToken, s.RefreshToken, s.IDToken}
-	times := [...]*time.Time{&s.Expiry, &s.IssuedAt, &s.ExpiresAt}
+	times := [...]*time.Time{&s.Expiry, &s.IssuedAt, &s.ExpiresAt, &s.TokenIssuedAt}
 
 	var flags byte
 	if s.EmailVerified != nil {
@@ -143,7 +144,7 @@ func decode(version, flags byte, body string) (*Session, error) {
 			s.Groups[i] = d.string()
 		}
 	}
-	for i, t := range [...]*time.Time{&s.Expiry, &s.IssuedAt, &s.ExpiresAt} {
+	for i, t := range [...]*time.Time{&s.Expiry, &s.IssuedAt, &s.ExpiresAt, &s.TokenIssuedAt} {
 		if flags&(flagExpiry<<i) != 0 {
 			*t = d.time()
 		}

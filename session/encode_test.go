@@ -19,7 +19,7 @@ func sameSession(t *testing.T, got, want *Session) {
 	for _, p := range []struct {
 		name string
 		g, w *time.Time
-	}{{"Expiry", &g.Expiry, &w.Expiry}, {"IssuedAt", &g.IssuedAt, &w.IssuedAt}, {"ExpiresAt", &g.ExpiresAt, &w.ExpiresAt}} {
+	}{{"Expiry", &g.Expiry, &w.Expiry}, {"IssuedAt", &g.IssuedAt, &w.IssuedAt}, {"ExpiresAt", &g.ExpiresAt, &w.ExpiresAt}, {"TokenIssuedAt", &g.TokenIssuedAt, &w.TokenIssuedAt}} {
 		if !p.g.Equal(*p.w) {
 			t.Errorf("%s = %v, want %v", p.name, *p.g, *p.w)
 		}
@@ -70,6 +70,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{name: "unix epoch is not zero", s: &Session{ExpiresAt: time.Unix(0, 0)}},
 		{name: "monotonic reading dropped", s: &Session{ExpiresAt: time.Now()}},
 		{name: "only one time", s: &Session{IssuedAt: now}},
+		{name: "token issued at", s: &Session{Expiry: now.Add(time.Minute), TokenIssuedAt: now}},
 		{name: "long token", s: &Session{AccessToken: strings.Repeat("t", 70000)}},
 		{name: "many groups", s: &Session{Groups: strings.Split(strings.Repeat("g,", 300), ",")}},
 	}

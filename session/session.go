@@ -37,6 +37,10 @@ type Session struct {
 	// Expiry is when the access token expires; zero means unknown (never
 	// refreshed proactively).
 	Expiry time.Time
+	// TokenIssuedAt is when authgate obtained the access token (at login or
+	// the latest refresh); with Expiry it gives the token's lifetime, which
+	// bounds how early a refresh may start. Zero means unknown.
+	TokenIssuedAt time.Time
 
 	// IssuedAt is when the user logged in; ExpiresAt is the absolute end of
 	// the session (IssuedAt + the configured session TTL).

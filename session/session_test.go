@@ -42,6 +42,7 @@ func fullSession(now time.Time) *Session {
 		Expiry:            now.Add(5 * time.Minute),
 		IssuedAt:          now.Add(-time.Hour),
 		ExpiresAt:         now.Add(7 * time.Hour),
+		TokenIssuedAt:     now.Add(-time.Minute),
 	}
 }
 

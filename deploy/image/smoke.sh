@@ -159,6 +159,11 @@ for ((i = 0; ; i++)); do
 	sleep 0.1
 done
 
+# deploy/compose's IdP healthcheck: `authgate healthcheck` against the IdP.
+bh run --isolation chroot --env "AUTHGATE_INTERNAL_ADDR=127.0.0.1:$idp_port" "$hc_ctr" -- /authgate healthcheck </dev/null ||
+	fail "authgate healthcheck against the demo IdP's /healthz exited $?"
+ok "authgate healthcheck passes against the demo IdP (Compose's idp healthcheck)"
+
 new_container
 (exec buildah --storage-driver "$driver" run --isolation chroot --volume "$tmp/secrets:/run/secrets:ro" \
 	--env "AUTHGATE_UPSTREAM=http://127.0.0.1:$app_port" \

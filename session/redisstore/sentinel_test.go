@@ -17,7 +17,8 @@ import (
 const failoverWait = 30 * time.Second
 
 func TestSentinelFailover(t *testing.T) {
-	master := startRedis(t)
+	// No 5 s wait for more replicas before a diskless full sync.
+	master := startRedis(t, "--repl-diskless-sync-delay", "0")
 	replica := startRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
 	ctx := context.Background()
 	rawReplica := replica.client(t)

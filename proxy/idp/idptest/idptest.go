@@ -651,3 +651,42 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// Sign returns claims signed as a compact JWS with the server's key (or, with
+// wrongKey, a key the JWKS does not publish) and the given "typ" header
+// ("" omits it). It mints what the provider does not issue on its own, such
+// as back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0
+// section 2.4) and tokens for other audiences.
+func (s *Server) Sign(claims map[string]any, typ string, wrongKey bool) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	key := s.key
+	if wrongKey {
+		key = s.wrongKey
+	}
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{
+		Algorithm: jose.ES256,
+		Key:       jose.JSONWebKey{Key: key, KeyID: keyID, Algorithm: string(jose.ES256)},
+	}, opts)
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	raw, err := jws.CompactSerialize()
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	s.issued = append(s.issued, raw)
+	s.mu.Unlock()
+	return raw, nil
+}

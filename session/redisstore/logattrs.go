@@ -6,4 +6,5 @@ const (
 	attrSessionID = "session_id"
 	attrRetryIn   = "retry_in"
 	attrLoaded    = "loaded"
+	attrDetail    = "detail"
 )

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/authgate/authgate/session"
 )
 
@@ -98,7 +97,7 @@ func TestRevocationsLoadedAtStart(t *testing.T) {
 		{SessionID: "gone", Until: now.Add(time.Hour)},
 		{Subject: "bob", IssuedBefore: now, Until: now.Add(time.Hour)},
 		{SessionID: "past", Until: now.Add(-time.Second)}, // not stored
-		{Until: now.Add(time.Hour)},                      // no identifier: not stored
+		{Until: now.Add(time.Hour)},                       // no identifier: not stored
 	}
 	for _, r := range revs {
 		if err := pub.Publish(ctx, r); err != nil {
@@ -289,4 +288,3 @@ func (p *tcpProxy) restore() {
 	defer p.mu.Unlock()
 	p.down = false
 }
-

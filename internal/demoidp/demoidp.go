@@ -54,7 +54,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Client is a registered relying party.
+// Client is a registered relying party. The zero value is not usable: ID
+// and at least one redirect URI are required.
 type Client struct {
 	// ID is the client_id. Required.
 	ID string
@@ -100,7 +101,8 @@ func DefaultUsers() []User {
 	}
 }
 
-// Provider is a running OpenID Provider. Make one with New.
+// Provider is a running OpenID Provider. Make one with New; the zero value
+// is not usable.
 type Provider struct {
 	op      *op.Provider
 	store   *storage

@@ -17,8 +17,14 @@ import (
 // client library's defaults (5 s per read, five dial attempts per
 // connection, three retries per command).
 const (
-	DefaultDialTimeout  = 2 * time.Second
-	DefaultReadTimeout  = time.Second
+	// DefaultDialTimeout bounds one connection attempt when
+	// ClientOptions.DialTimeout is zero.
+	DefaultDialTimeout = 2 * time.Second
+	// DefaultReadTimeout bounds reading one reply when
+	// ClientOptions.ReadTimeout is zero.
+	DefaultReadTimeout = time.Second
+	// DefaultWriteTimeout bounds writing one command when
+	// ClientOptions.WriteTimeout is zero.
 	DefaultWriteTimeout = time.Second
 	// dialAttempts and commandRetries bound the worst case against an
 	// address that drops packets to (1+commandRetries) × DialTimeout.

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/authgate/authgate/session"
 )
@@ -106,6 +110,7 @@ func TestLockRefreshErrors(t *testing.T) {
 
 func TestWaitForRefresh(t *testing.T) {
 	srv := startRedis(t)
+	raw := srv.client(t)
 	clk := newClock()
 	ctx := context.Background()
 
@@ -124,6 +129,11 @@ func TestWaitForRefresh(t *testing.T) {
 		{
 			name: "refreshed",
 			holder: func(t *testing.T, a *Store, s *session.Session, cookies []*http.Cookie, unlock func()) {
+				// Let the waiter poll twice first, so it has to notice a
+				// change rather than find it on its first read.
+				eventually(t, 10*time.Second, "waiter polls twice", func() bool {
+					return lockPolls(raw) >= 2
+				})
 				next := *s
 				next.AccessToken, next.RefreshToken = "access-2", "refresh-2"
 				if err := a.Save(httptest.NewRecorder(), request(cookies), &next); err != nil {
@@ -177,6 +187,7 @@ func TestWaitForRefresh(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newStore(t, srv.storeClient(t), clk.Now)
 			b := newStore(t, srv.storeClient(t), clk.Now)
+			raw.ConfigResetStat(ctx)
 			s := testSession("w-"+tt.name[:4], clk.Now())
 			cookies := save(t, a, s, nil)
 
@@ -255,4 +266,16 @@ func TestClaimJTI(t *testing.T) {
 			t.Errorf("ClaimJTI(%q, %v) = nil error, want an error", bad.jti, bad.ttl)
 		}
 	}
+}
+
+// lockPolls returns how many EXISTS commands Redis has run since the last
+// CONFIG RESETSTAT: WaitForRefresh checks the lock with one per poll.
+func lockPolls(raw *redis.Client) int {
+	info := raw.Info(context.Background(), "commandstats").Val()
+	_, rest, ok := strings.Cut(info, "cmdstat_exists:calls=")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+	return n
 }

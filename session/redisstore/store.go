@@ -54,7 +54,8 @@ var (
 	errDeleted = fmt.Errorf("%w: session was deleted during the update", session.ErrNotFound)
 )
 
-// Options configures a Store.
+// Options configures a Store. The zero value is not valid: Client and Keys
+// are required; every other field has a default.
 type Options struct {
 	// Client talks to Redis; see NewClient. Required. The Store does not
 	// close it.

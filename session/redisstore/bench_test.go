@@ -1,0 +1,55 @@
+package redisstore
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// BenchmarkLoad measures one Load (ticket open, GET over loopback, session
+// open and decode) against a real redis-server.
+func BenchmarkLoad(b *testing.B) {
+	srv := startRedis(b)
+	st := newStore(b, srv.storeClient(b), nil)
+	cookies := save(b, st, testSession("bench", time.Now()), nil)
+	r := request(cookies)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := st.Load(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSaveRefresh measures a refresh Save that reuses the ticket:
+// two index updates and one SET XX, no cookie.
+func BenchmarkSaveRefresh(b *testing.B) {
+	srv := startRedis(b)
+	st := newStore(b, srv.storeClient(b), nil)
+	s := testSession("bench", time.Now())
+	cookies := save(b, st, s, nil)
+	r := request(cookies)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := st.Save(w, r, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLockRefresh measures taking and releasing the refresh lock.
+func BenchmarkLockRefresh(b *testing.B) {
+	srv := startRedis(b)
+	st := newStore(b, srv.storeClient(b), nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		unlock, ok, err := st.LockRefresh(ctx, "bench", time.Minute)
+		if !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+		unlock()
+	}
+}

@@ -152,8 +152,8 @@ func (s *Store) Load(r *http.Request) (*session.Session, error) {
 }
 
 // Save writes sess to Redis, sealed with its ticket's key, to expire at
-// sess.ExpiresAt. When r already carries a ticket for sess.ID with the same
-// expiry (a refresh), the ticket is reused and no cookie is written; the
+// sess.ExpiresAt. When r already carries a ticket for sess.ID (a refresh),
+// its key is kept and no cookie is written unless ExpiresAt moved; the
 // update then only applies if the session still exists, so a refresh
 // racing a sign-out or back-channel logout cannot bring the session back
 // (that case returns an error wrapping session.ErrNotFound). Otherwise a
@@ -180,9 +180,15 @@ func (s *Store) Save(w http.ResponseWriter, r *http.Request, sess *session.Sessi
 	}
 	ctx := context.WithoutCancel(r.Context())
 
-	t, reuse := s.readTicket(r)
-	reuse = reuse && t.id == sess.ID && t.expires == sess.ExpiresAt.Unix()
-	if !reuse {
+	// update: r carries this session's ticket, so the session exists (or
+	// existed) and its key is kept. writeCookie: the browser needs a new
+	// ticket, because the key is new or the expiry moved.
+	t, update := s.readTicket(r)
+	update = update && t.id == sess.ID
+	writeCookie := !update || t.expires != sess.ExpiresAt.Unix()
+	if update {
+		t.expires = sess.ExpiresAt.Unix()
+	} else {
 		var err error
 		if t, err = newTicket(sess.ID, sess.ExpiresAt); err != nil {
 			return fmt.Errorf("redisstore: save session: %w", err)
@@ -200,7 +206,7 @@ func (s *Store) Save(w http.ResponseWriter, r *http.Request, sess *session.Sessi
 	if err != nil {
 		return fmt.Errorf("redisstore: save session: %w", err)
 	}
-	if reuse {
+	if update {
 		ok, err := s.client.SetXX(ctx, key, value, ttl).Result()
 		if err != nil {
 			return fmt.Errorf("redisstore: save session: %w", err)
@@ -208,10 +214,11 @@ func (s *Store) Save(w http.ResponseWriter, r *http.Request, sess *session.Sessi
 		if !ok {
 			return fmt.Errorf("redisstore: save session: %w", errDeleted)
 		}
-		return nil
-	}
-	if err := s.client.Set(ctx, key, value, ttl).Err(); err != nil {
+	} else if err := s.client.Set(ctx, key, value, ttl).Err(); err != nil {
 		return fmt.Errorf("redisstore: save session: %w", err)
+	}
+	if !writeCookie {
+		return nil
 	}
 	cookie, err := s.sealer.Seal(s.cookies.Name(), t.marshal())
 	if err != nil {

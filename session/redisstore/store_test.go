@@ -227,6 +227,21 @@ func TestLoadNotFound(t *testing.T) {
 	}
 	otherCookies := save(t, other, testSession("o", clk.Now()), nil)
 
+	// A browser still holding a sealed-cookie session from before the
+	// switch to Redis (same keys, same cookie name).
+	cs, err := session.NewCookieStore(session.CookieStoreOptions{Keys: testKeys, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	if err := cs.Save(rec, request(nil), &session.Session{ID: "tiny", ExpiresAt: clk.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	cookieStoreCookies := rec.Result().Cookies()
+	if _, err := cs.Load(request(aCookies)); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("CookieStore.Load(ticket) = %v, want ErrNotFound", err)
+	}
+
 	tampered := *aCookies[0]
 	v := []byte(tampered.Value)
 	if v[len(v)/2] == 'A' {
@@ -245,6 +260,7 @@ func TestLoadNotFound(t *testing.T) {
 		{name: "garbage", cookies: []*http.Cookie{{Name: "authgate", Value: "garbage"}}},
 		{name: "tampered ticket", cookies: []*http.Cookie{&tampered}},
 		{name: "ticket sealed with other keys", cookies: otherCookies},
+		{name: "sealed-cookie session", cookies: cookieStoreCookies},
 		{name: "session gone from redis", cookies: aCookies, prepare: func() {
 			raw.Del(ctx, st.sessionKey(a.ID))
 		}},

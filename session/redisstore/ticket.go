@@ -10,9 +10,12 @@ import (
 	"github.com/authgate/authgate/session"
 )
 
-// ticketV1 is the first byte of every ticket; Open rejects others, which
-// ends those sessions (a fresh login) rather than misreading them.
-const ticketV1 = 1
+// ticketV1 is the first byte of every ticket; unmarshalTicket rejects
+// others, which ends those sessions (a fresh login) rather than misreading
+// them. It differs from the first byte of session.Encode, so a sealed-cookie
+// session left in a browser (same keys and cookie name, before a switch to
+// Redis) is never read as a ticket, nor a ticket as a session.
+const ticketV1 = 't'
 
 // maxIDLen bounds a session ID, so a ticket stays one small cookie.
 const maxIDLen = 256

@@ -17,6 +17,8 @@ type problem struct {
 	RetryAfter int
 	// LoginURL, when set, is offered as a link on the HTML page.
 	LoginURL string
+	// SignOutURL, when set, is offered as a link on the HTML page.
+	SignOutURL string
 }
 
 var (
@@ -26,6 +28,9 @@ var (
 	problemBadGateway       = problem{Status: http.StatusBadGateway, Code: "bad_gateway", Description: "The application behind this proxy cannot be reached."}
 	problemGatewayTimeout   = problem{Status: http.StatusGatewayTimeout, Code: "gateway_timeout", Description: "The application behind this proxy did not answer in time."}
 	problemInternal         = problem{Status: http.StatusInternalServerError, Code: "internal_error", Description: "Internal error."}
+	problemForbidden        = problem{Status: http.StatusForbidden, Code: "forbidden", Description: "You are signed in, but this account may not use this application."}
+	problemAmbiguousPath    = problem{Status: http.StatusBadRequest, Code: "ambiguous_path", Description: "The request path is ambiguous (encoded slashes or dots, backslashes, dot segments above the root, control characters, ...) and was refused."}
+	problemInvalidToken     = problem{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "The access token was refused."}
 )
 
 var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
@@ -35,6 +40,7 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 h1{font-size:1.4rem}code{color:#666}a{color:#0b57d0}</style></head>
 <body><h1>{{.StatusText}}</h1><p>{{.Description}}</p>
 {{if .LoginURL}}<p><a href="{{.LoginURL}}">Sign in again</a></p>{{end}}
+{{if .SignOutURL}}<p><a href="{{.SignOutURL}}">Sign out</a> to sign in as someone else.</p>{{end}}
 <p><code>{{.Code}}{{if .RequestID}} · request {{.RequestID}}{{end}}</code></p></body></html>
 `))
 

@@ -66,7 +66,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		State:    ar.State,
 		Nonce:    ar.Nonce,
 		Verifier: ar.CodeVerifier,
-		Redirect: safeRedirect(rd),
+		Redirect: h.safeRedirect(rd),
 		Created:  h.now().Unix(),
 	}
 	plain, err := json.Marshal(f)
@@ -165,6 +165,16 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "login", reqID, slog.Any(attrSession, s))
 	h.metrics.login(loginSucceeded)
+	// The policy is checked here too, while the IdP's answer still tells an
+	// absent groups claim from an empty one, so that the log names the exact
+	// reason. The session is kept: the user is signed in, and every request
+	// gets 403 rather than another trip to the IdP.
+	if ok, reason := h.policy.Allow(identitySubject(ident)); !ok {
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "signed in but not allowed by policy", reqID,
+			slog.Any(attrSession, s), slog.String(attrReason, reason))
+		h.forbidden(w, r)
+		return
+	}
 	redirect(w, f.Redirect)
 }
 
@@ -238,7 +248,7 @@ func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, status int
 		Status:      status,
 		Code:        code,
 		Description: desc,
-		LoginURL:    h.startPath + "?rd=" + url.QueryEscape(safeRedirect(rd)),
+		LoginURL:    h.startPath + "?rd=" + url.QueryEscape(h.safeRedirect(rd)),
 	})
 }
 

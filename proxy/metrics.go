@@ -9,8 +9,12 @@ import (
 // Outcomes of a request, the "outcome" label of authgate_requests_total.
 const (
 	outcomeForwarded       = "forwarded"
+	outcomePublic          = "public"
+	outcomeAuthorized      = "authorized" // forward-auth: 202
 	outcomeLoginRedirect   = "login_redirect"
 	outcomeUnauthenticated = "unauthenticated"
+	outcomeForbidden       = "forbidden"
+	outcomeRejected        = "rejected" // ambiguous path
 	outcomeError           = "error"
 )
 
@@ -37,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authgate_requests_total",
-			Help: "Requests by outcome (forwarded, login_redirect, unauthenticated, error) and the status authgate itself answered (0 when forwarded).",
+			Help: "Requests by outcome (forwarded, public, authorized, login_redirect, unauthenticated, forbidden, rejected, error) and the status authgate itself answered (0 when forwarded).",
 		}, []string{"outcome", "code"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authgate_logins_total",

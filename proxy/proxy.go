@@ -1,6 +1,8 @@
 // Package proxy is authgate's HTTP surface: the login flow (start, callback),
-// sign-out and userinfo endpoints, the browser-versus-API decision and the
-// session → refresh → forward chain in front of the upstream.
+// sign-out and userinfo endpoints, the browser-versus-API decision, the
+// path normalisation → public paths → bearer token → session → policy →
+// refresh → forward chain in front of the upstream, and forward-auth
+// (<prefix>/auth) for nginx, Traefik and Envoy.
 package proxy
 
 import (
@@ -27,6 +29,15 @@ type Provider interface {
 	Refresh(ctx context.Context, refreshToken, subject string) (*idp.Tokens, error)
 	Revoke(ctx context.Context, refreshToken string) error
 	EndSessionURL(idTokenHint, postLogoutRedirectURI, state string) (string, bool)
+}
+
+// BearerVerifier checks an API client's own access token (a JWT) and says
+// who it names; *idp.Provider implements it. Errors wrapping
+// idp.ErrNotReady or idp.ErrUnavailable are outages (503); any other error
+// refuses the token (401), with the description of an *idp.TokenError
+// sent to the client.
+type BearerVerifier interface {
+	VerifyBearer(ctx context.Context, token string, audiences []string) (*idp.Identity, error)
 }
 
 // Options configures a Handler. Provider, Store, Sealer and Upstream are
@@ -65,6 +76,27 @@ type Options struct {
 	// Revocations lists sessions ended before their cookies expire; nil
 	// means a new in-memory list.
 	Revocations *session.RevocationList
+	// PublicPaths are forwarded without a session and with every identity
+	// header removed; nil makes every path need one.
+	PublicPaths *access.PublicPaths
+	// Policy decides which signed-in users (and bearer tokens) may pass;
+	// nil admits every one.
+	Policy *access.Policy
+	// Bearer, when set, accepts "Authorization: Bearer <JWT>" from API
+	// clients: a token it verifies is forwarded as is, any other bearer
+	// token gets 401. Nil turns bearer tokens off: the client's
+	// Authorization header is then replaced (session) or removed.
+	Bearer BearerVerifier
+	// BearerAudiences are the audiences a bearer token must name one of;
+	// required (non-empty) when Bearer is set.
+	BearerAudiences []string
+	// TrustedProxies are the direct peers whose X-Forwarded-* (and
+	// X-Original-*) headers forward-auth believes; nil trusts none, so
+	// every decision is made on the request authgate itself received.
+	TrustedProxies *access.TrustedProxies
+	// RedirectHosts lists the hosts an absolute post-login or post-logout
+	// target (rd) may name; nil allows relative targets only.
+	RedirectHosts *access.RedirectHosts
 	// Metrics records counters; nil records nothing.
 	Metrics *Metrics
 	// Logger; nil means slog.Default().
@@ -84,11 +116,19 @@ type Handler struct {
 	log         *slog.Logger
 	now         func() time.Time
 
+	public          *access.PublicPaths
+	policy          *access.Policy
+	bearer          BearerVerifier
+	bearerAudiences []string
+	trusted         *access.TrustedProxies
+	redirectHosts   *access.RedirectHosts
+
 	prefix                string
 	startPath             string
 	callbackPath          string
 	signOutPath           string
 	userinfoPath          string
+	authPath              string
 	flowCookie            session.CookieOptions
 	sessionTTL            time.Duration
 	refreshSkew           time.Duration
@@ -111,6 +151,8 @@ func New(o Options) (*Handler, error) {
 		return nil, errors.New("proxy: Options.Sealer is required")
 	case o.Upstream == nil:
 		return nil, errors.New("proxy: Options.Upstream is required")
+	case o.Bearer != nil && len(o.BearerAudiences) == 0:
+		return nil, errors.New("proxy: Options.BearerAudiences is required with Options.Bearer")
 	}
 	h := &Handler{
 		provider:              o.Provider,
@@ -128,6 +170,12 @@ func New(o Options) (*Handler, error) {
 		flowTTL:               o.FlowTTL,
 		postLogoutRedirectURL: o.PostLogoutRedirectURL,
 		requestIDHeader:       o.RequestIDHeader,
+		public:                o.PublicPaths,
+		policy:                o.Policy,
+		bearer:                o.Bearer,
+		bearerAudiences:       o.BearerAudiences,
+		trusted:               o.TrustedProxies,
+		redirectHosts:         o.RedirectHosts,
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -138,8 +186,10 @@ func New(o Options) (*Handler, error) {
 	if h.prefix == "" {
 		h.prefix = "/oauth2"
 	}
-	if !strings.HasPrefix(h.prefix, "/") {
-		return nil, fmt.Errorf("proxy: PathPrefix %q must start with /", o.PathPrefix)
+	if canon, err := access.NormalizePath(h.prefix); err != nil || canon != h.prefix || h.prefix == "/" {
+		// Requests are routed on their normalised path, so a prefix that
+		// normalisation changes would never match.
+		return nil, fmt.Errorf("proxy: PathPrefix %q must be a canonical absolute path such as /oauth2", o.PathPrefix)
 	}
 	if h.flowCookie.Name == "" {
 		h.flowCookie.Name = "authgate_flow"
@@ -167,6 +217,7 @@ func New(o Options) (*Handler, error) {
 	h.callbackPath = h.prefix + "/callback"
 	h.signOutPath = h.prefix + "/sign_out"
 	h.userinfoPath = h.prefix + "/userinfo"
+	h.authPath = h.prefix + "/auth"
 	h.refresher = newRefresher(o.Provider, grace, h.now)
 	h.states = newUsedStates(h.now)
 	return h, nil
@@ -175,11 +226,23 @@ func New(o Options) (*Handler, error) {
 // Ready reports whether logins can be served: discovery has succeeded.
 func (h *Handler) Ready() bool { return h.provider.Ready() }
 
-// ServeHTTP routes authgate's own endpoints and guards everything else.
+// ServeHTTP normalises the request path, routes authgate's own endpoints
+// and guards everything else.
+//
+// The path is normalised once, before anything else (access.NormalizePath):
+// an ambiguous path is refused with 400 and nothing is forwarded; otherwise
+// the request continues with the normalised path, which is both what every
+// decision is made on and what the upstream receives.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upstream.EnsureRequestID(r, h.requestIDHeader)
-	if strings.HasPrefix(r.URL.Path, h.prefix+"/") {
-		switch r.URL.Path {
+	path, err := access.NormalizePath(requestPath(r))
+	if err != nil {
+		h.rejectPath(w, r, err)
+		return
+	}
+	setPath(r.URL, path)
+	if strings.HasPrefix(path, h.prefix+"/") {
+		switch path {
 		case h.startPath:
 			h.serveStart(w, r)
 			return
@@ -192,13 +255,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case h.userinfoPath:
 			h.serveUserinfo(w, r)
 			return
+		case h.authPath:
+			h.serveAuth(w, r, path)
+			return
+		}
+		if strings.HasPrefix(path, h.authPath+"/") {
+			h.serveAuth(w, r, path)
+			return
 		}
 	}
-	h.serveProtected(w, r)
+	h.serveProtected(w, r, path)
 }
 
-// serveProtected is the session → refresh → forward chain.
-func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request) {
+// serveProtected is the public paths → bearer → session → policy →
+// refresh → forward chain. path is the normalised path.
+func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path string) {
+	if h.public.Match(r.Method, path) {
+		h.forwardPublic(w, r)
+		return
+	}
+	if h.bearer != nil {
+		if token, present := bearerToken(r.Header); present {
+			id, ok := h.verifyBearer(w, r, token)
+			if ok {
+				h.metrics.request(outcomeForwarded, 0)
+				h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(r.Context(), id)))
+			}
+			return
+		}
+	}
 	s, ok := h.loadSession(w, r)
 	if !ok {
 		return
@@ -207,7 +292,10 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request) {
 		h.unauthenticated(w, r)
 		return
 	}
-	s, ok = h.fresh(w, r, s)
+	if !h.allowSession(w, r, s) {
+		return
+	}
+	s, ok = h.fresh(w, r, s, func() { h.unauthenticated(w, r) })
 	if !ok {
 		return
 	}
@@ -253,6 +341,12 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request) {
 
 // forward sends r to the upstream with the session's identity.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	h.metrics.request(outcomeForwarded, 0)
+	h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(r.Context(), sessionIdentity(s))))
+}
+
+// sessionIdentity is what the upstream is told about a session's user.
+func sessionIdentity(s *session.Session) *upstream.Identity {
 	id := &upstream.Identity{
 		AccessToken:       s.AccessToken,
 		User:              s.Subject,
@@ -263,12 +357,19 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *session.Ses
 	if s.EmailVerified == nil || *s.EmailVerified {
 		id.Email = s.Email
 	}
-	h.metrics.request(outcomeForwarded, 0)
-	h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(r.Context(), id)))
+	return id
 }
 
-// safeRedirect is the one place a user-supplied redirect target is checked.
-func safeRedirect(rd string) string { return access.SafeRedirect(rd) }
+// safeRedirect is the one place a user-supplied redirect target is checked:
+// an absolute URL on an allowed host (RedirectHosts) is kept, and anything
+// else must be a safe same-origin path (access.SafeRedirect), or it becomes
+// "/".
+func (h *Handler) safeRedirect(rd string) string {
+	if abs, ok := h.redirectHosts.SafeAbsolute(rd); ok {
+		return abs
+	}
+	return access.SafeRedirect(rd)
+}
 
 // redirect answers with a 302 to an already validated location. It sets the
 // header itself: http.Redirect would "clean" the path, and cleaning turns

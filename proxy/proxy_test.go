@@ -24,6 +24,7 @@ import (
 // through a real OP in cmd/authgate's end-to-end tests; this covers the
 // faults a real OP will not produce on demand.
 type fakeProvider struct {
+	exchangeID   *idp.Identity // Exchange's answer; nil fails
 	refreshErr   error
 	refreshes    atomic.Int64
 	release      chan struct{} // when set, Refresh waits for it
@@ -35,7 +36,10 @@ func (p *fakeProvider) NewAuthRequest() (*idp.AuthRequest, error) {
 	return &idp.AuthRequest{State: "state-0123456789abcdef", Nonce: "n", CodeVerifier: "v", URL: "https://idp.example/auth?state=x"}, nil
 }
 func (p *fakeProvider) Exchange(context.Context, string, string, string) (*idp.Tokens, *idp.Identity, error) {
-	return nil, nil, errors.New("not used")
+	if p.exchangeID == nil {
+		return nil, nil, errors.New("not used")
+	}
+	return &idp.Tokens{AccessToken: "access-x", RefreshToken: "refresh-x", Expiry: time.Now().Add(time.Hour)}, p.exchangeID, nil
 }
 func (p *fakeProvider) Refresh(ctx context.Context, refreshToken, subject string) (*idp.Tokens, error) {
 	n := p.refreshes.Add(1)
@@ -55,15 +59,51 @@ func (p *fakeProvider) EndSessionURL(string, string, string) (string, bool) {
 type testEnv struct {
 	h        *Handler
 	store    *session.CookieStore
+	sealer   *session.Sealer
 	provider *fakeProvider
 	now      time.Time
 	seen     chan string // Authorization headers the upstream saw
+	up       *recorder
+	srv      *httptest.Server // env.h served over real TCP, for raw request lines
+}
+
+// recorder keeps every request the upstream received.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+}
+
+func (rec *recorder) add(r *http.Request) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.reqs = append(rec.reqs, r.Clone(context.Background()))
+}
+
+func (rec *recorder) count() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.reqs)
+}
+
+func (rec *recorder) last() *http.Request {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.reqs) == 0 {
+		return nil
+	}
+	return rec.reqs[len(rec.reqs)-1]
 }
 
 func newTestEnv(t *testing.T, p *fakeProvider) *testEnv {
+	return newTestEnvWith(t, p, nil)
+}
+
+// newTestEnvWith builds a Handler in front of a real upstream.Proxy and a
+// recording server; edit, when set, changes the Options first.
+func newTestEnvWith(t *testing.T, p *fakeProvider, edit func(*Options)) *testEnv {
 	t.Helper()
 	key := []byte("0123456789abcdef0123456789abcdef")
-	env := &testEnv{provider: p, now: time.Now(), seen: make(chan string, 100)}
+	env := &testEnv{provider: p, now: time.Now(), seen: make(chan string, 1000), up: &recorder{}}
 	clock := func() time.Time { return env.now }
 	store, err := session.NewCookieStore(session.CookieStoreOptions{Cookie: session.CookieOptions{Name: "authgate"}, Keys: [][]byte{key}, Now: clock})
 	if err != nil {
@@ -74,6 +114,7 @@ func newTestEnv(t *testing.T, p *fakeProvider) *testEnv {
 	// travels in the request context, so only a real hop shows what the
 	// upstream receives.
 	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		env.up.add(r)
 		env.seen <- r.Header.Get("Authorization")
 		io.WriteString(w, "ok")
 	}))
@@ -83,10 +124,17 @@ func newTestEnv(t *testing.T, p *fakeProvider) *testEnv {
 		t.Fatal(err)
 	}
 	env.store = store
-	env.h, err = New(Options{Provider: p, Store: store, Sealer: sealer, Upstream: real, Logger: slog.New(slog.DiscardHandler), Now: clock})
+	env.sealer = sealer
+	o := Options{Provider: p, Store: store, Sealer: sealer, Upstream: real, Logger: slog.New(slog.DiscardHandler), Now: clock}
+	if edit != nil {
+		edit(&o)
+	}
+	env.h, err = New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	env.srv = httptest.NewServer(env.h)
+	t.Cleanup(env.srv.Close)
 	return env
 }
 

@@ -126,10 +126,11 @@ func refreshSkew(configured time.Duration, s *session.Session) time.Duration {
 }
 
 // fresh returns a session whose access token is valid for at least the
-// refresh skew, refreshing it when needed. ok=false means it has answered
-// the request itself (login needed, or the IdP is down and the token has
-// expired).
-func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Session) (_ *session.Session, ok bool) {
+// refresh skew, refreshing it when needed (the new cookie goes into w's
+// headers). ok=false means the request has been answered: by
+// unauthenticated when a new login is needed, or with 503 when the IdP is
+// down and the token has expired.
+func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Session, unauthenticated func()) (_ *session.Session, ok bool) {
 	now := h.now()
 	if s.Expiry.IsZero() || now.Before(s.Expiry.Add(-refreshSkew(h.refreshSkew, s))) {
 		return s, true
@@ -139,7 +140,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		if valid {
 			return s, true
 		}
-		h.unauthenticated(w, r)
+		unauthenticated()
 		return nil, false
 	}
 
@@ -163,7 +164,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "refresh token rejected; session ended", reqID, slog.Any(attrSession, s))
 		}
 		_ = h.store.Delete(w, r, s)
-		h.unauthenticated(w, r)
+		unauthenticated()
 		return nil, false
 	default:
 		if !shared {

@@ -28,7 +28,7 @@ func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && rd == "" {
 		rd = r.PostFormValue("rd")
 	}
-	rd = safeRedirect(rd)
+	rd = h.safeRedirect(rd)
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
 
 	s, err := h.store.Load(r)

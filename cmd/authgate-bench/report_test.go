@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fakeRun(target string, n int, rate float64, p50us int, err string) runResult {
+	return runResult{
+		target: target, run: n, ops: 1000, rate: rate,
+		p50: time.Duration(p50us) * time.Microsecond, p99: time.Duration(4*p50us) * time.Microsecond,
+		cpuPerOp: 100, auxCPUPerOp: math.NaN(), peakRSSKiB: 20 << 10, newConns: 1,
+		idp: map[string]int64{idpTokenRefresh: 1000}, err: err,
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	runs := []runResult{
+		fakeRun(targetAuthgate, 1, 9000, 100, ""),
+		fakeRun(targetBare, 1, 10000, 90, ""),
+		fakeRun(targetAuthgate, 2, 9500, 120, ""),
+		fakeRun(targetBare, 2, 11000, 80, ""),
+		fakeRun(targetAuthgate, 3, 1, 1, "wrk failed"), // failed runs are left out
+		fakeRun(targetAuthgate, 4, 8000, 110, ""),
+	}
+	a, ok := summarize(runs, targetAuthgate)
+	if !ok {
+		t.Fatal("summarize found no authgate run")
+	}
+	if a.runs != 3 || a.rate != 9000 || a.p50 != 110 || a.p99 != 440 {
+		t.Errorf("authgate summary = %+v, want 3 runs, median rate 9000, p50 110, p99 440", a)
+	}
+	if a.conn != 0.001 || a.idpPerOp[idpTokenRefresh] != 1 || a.rss != 20 {
+		t.Errorf("authgate summary = %+v, want 0.001 new conns/op, 1 refresh/op, 20 MiB", a)
+	}
+	b, _ := summarize(runs, targetBare)
+	if b.rate != 10500 {
+		t.Errorf("bare median rate = %v, want 10500", b.rate)
+	}
+	if _, ok := summarize(runs, "nobody"); ok {
+		t.Error("summarize found runs of an unknown target")
+	}
+}
+
+func TestRenderTargets(t *testing.T) {
+	tests := []struct {
+		name      string
+		authRate  float64
+		authP50us int
+		want      []string
+	}{
+		{"met", 9500, 110, []string{"| 0.950× (9,500 vs 10,000 req/s) | met |", "| +10 µs (p50 110 vs 100 µs; p99 440 vs 400 µs) | met |"}},
+		{"missed", 8900, 126, []string{"| 0.890× (8,900 vs 10,000 req/s) | **missed** |", "| +26 µs (p50 126 vs 100 µs; p99 504 vs 400 µs) | **missed** |"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _ := parseFlags(nil, io.Discard)
+			r := &report{cfg: cfg, cases: []*caseResult{
+				{name: caseCookie, runs: []runResult{fakeRun(targetAuthgate, 1, tt.authRate, 100, ""), fakeRun(targetBare, 1, 10000, 100, "")}},
+				{name: caseRedis, skipped: "authgate has no Redis store yet"},
+				{name: caseOneConn, runs: []runResult{fakeRun(targetAuthgate, 1, 1000, tt.authP50us, ""), fakeRun(targetBare, 1, 1000, 100, "")}},
+			}}
+			var b strings.Builder
+			r.renderTargets(&b)
+			for _, w := range tt.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("targets table lacks %q:\n%s", w, b.String())
+				}
+			}
+			if !strings.Contains(b.String(), "| authgate has no Redis store yet | not measured |") {
+				t.Errorf("targets table does not say the Redis case was skipped:\n%s", b.String())
+			}
+		})
+	}
+}
+
+func TestRenderWholeReport(t *testing.T) {
+	cfg, _ := parseFlags(nil, io.Discard)
+	r := &report{
+		cfg: cfg, started: time.Unix(0, 0), finished: time.Unix(200, 0), loadStart: "1.00 0.50 0.20", loadEnd: "1.50 0.70 0.30",
+		machine: []keyValue{{"CPUs (nproc)", "2"}},
+		cases: []*caseResult{
+			{name: caseCookie, title: "t", load: "wrk -t2 -c64", runs: []runResult{fakeRun(targetAuthgate, 1, 9500, 110, ""), fakeRun(targetBare, 1, 10000, 100, "")}},
+			{name: caseLogin, runs: []runResult{fakeRun(targetAuthgate, 1, 300, 20000, ""), fakeRun(targetAuthgate, 2, 1, 1, "no operation completed")}},
+		},
+		idpTotals: map[string]map[string]int64{"main IdP (1h tokens)": {idpDiscovery: 1}},
+		micro:     "BenchmarkHandlerAuthenticated-2 100 1000 ns/op 10 B/op 3 allocs/op",
+	}
+	var b strings.Builder
+	r.render(&b)
+	for _, w := range []string{
+		"## Targets", "## Summary", "## Every run", "## Machine and settings", "## How to read this",
+		"| 1.50 0.70 0.30 |", "| login | 2 | authgate | failed: no operation completed |",
+		"| 3 allocs/op (bare ReverseProxy: ?) | reported |", "`GET /.well-known/openid-configuration` | 1 |",
+	} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+}
+
+// TestUpstreamCountsConnections runs the upstream's handler on a real
+// server: three requests on one keep-alive connection are one new
+// connection and three requests, served with a 128-byte body.
+func TestUpstreamCountsConnections(t *testing.T) {
+	f := &fixedBody{body: []byte(strings.Repeat("x", 128))}
+	srv := httptest.NewUnstartedServer(f)
+	srv.Config.ConnState = f.connState
+	srv.Start()
+	defer srv.Close()
+	client := srv.Client()
+	for range 3 {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(body) != 128 {
+			t.Errorf("body length = %d, want 128", len(body))
+		}
+	}
+	w := httptest.NewRecorder()
+	f.serveStats(w, httptest.NewRequest(http.MethodGet, "/stats", nil))
+	var got upstreamCounters
+	if err := json.NewDecoder(w.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != (upstreamCounters{NewConns: 1, Requests: 3}) {
+		t.Errorf("stats = %+v, want 1 new connection and 3 requests", got)
+	}
+}
+
+// TestBareProxyForwards: the reference proxy reaches a real upstream and
+// adds nothing an upstream would see as identity.
+func TestBareProxyForwards(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("Authorization")+"|"+r.URL.Path)
+	}))
+	defer up.Close()
+	target, _ := url.Parse(up.URL)
+	front := httptest.NewServer(newBareProxy(target))
+	defer front.Close()
+	resp, err := http.Get(front.URL + "/a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "|/a/b" {
+		t.Errorf("upstream saw %q, want no Authorization and path /a/b", body)
+	}
+}
+
+func TestRunLoopCountsErrors(t *testing.T) {
+	boom := errors.New("boom")
+	calls := 0
+	ops := []func(context.Context) error{
+		func(context.Context) error { return nil },
+		func(context.Context) error {
+			calls++
+			if calls == 1 {
+				return boom
+			}
+			return nil
+		},
+	}
+	r := runLoop(context.Background(), 20*time.Millisecond, ops)
+	if r.errors != 1 || !errors.Is(r.firstErr, boom) {
+		t.Errorf("runLoop errors = %d (%v), want 1 (boom)", r.errors, r.firstErr)
+	}
+	if r.ops == 0 || int64(len(r.latencies)) != r.ops {
+		t.Errorf("runLoop ops = %d with %d latencies, want some and one latency each", r.ops, len(r.latencies))
+	}
+}

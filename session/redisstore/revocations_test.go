@@ -288,3 +288,18 @@ func (p *tcpProxy) restore() {
 	defer p.mu.Unlock()
 	p.down = false
 }
+
+func TestPublishWithRedisDown(t *testing.T) {
+	srv := startRedis(t)
+	list := session.NewRevocationList(nil)
+	rev := NewRevocations(srv.storeClient(t), list, "", nil)
+	srv.kill()
+	s := &session.Session{ID: "local"}
+	err := rev.Publish(context.Background(), session.Revocation{SessionID: s.ID, Until: time.Now().Add(time.Hour)})
+	if err == nil {
+		t.Error("Publish with Redis down = nil error, want an error")
+	}
+	if !list.Revoked(s) {
+		t.Error("Publish with Redis down did not revoke locally")
+	}
+}

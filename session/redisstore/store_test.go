@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -615,7 +616,9 @@ func TestRedisOutage(t *testing.T) {
 
 	srv.kill()
 
+	start := time.Now()
 	got, err := load(st, cookies)
+	t.Logf("Load with Redis down answered in %v", time.Since(start).Round(time.Microsecond))
 	if err == nil || errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("Load with Redis down = %v, %v; want a non-ErrNotFound error", got, err)
 	}
@@ -648,10 +651,12 @@ func TestRedisOutage(t *testing.T) {
 	// Redis comes back with its data (append-only file); the same Store
 	// recovers without being recreated.
 	srv.restart()
+	start = time.Now()
 	eventually(t, 15*time.Second, "Load after restart", func() bool {
 		_, err := load(st, cookies)
 		return err == nil
 	})
+	t.Logf("Load works again %v after the restart", time.Since(start).Round(time.Millisecond))
 	got, err = load(st, cookies)
 	if err != nil {
 		t.Fatalf("Load after restart = %v", err)
@@ -664,5 +669,54 @@ func TestRedisOutage(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("logs contain %q", secret)
 		}
+	}
+}
+
+// TestRedisHangs covers a Redis that accepts connections but never
+// answers (overloaded, or a half-open link): Load fails with a system
+// error after the read timeout instead of hanging the request.
+func TestRedisHangs(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+
+	// A ticket the store will try to resolve.
+	real := startRedis(t)
+	clk := newClock()
+	cookies := save(t, newStore(t, real.storeClient(t), clk.Now), testSession("hang", clk.Now()), nil)
+
+	c, err := NewClient(ClientOptions{URL: "redis://" + l.Addr().String(), ReadTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st := newStore(t, c, clk.Now)
+	start := time.Now()
+	got, err := load(st, cookies)
+	t.Logf("Load against a silent Redis answered in %v", time.Since(start).Round(time.Millisecond))
+	if err == nil || errors.Is(err, session.ErrNotFound) {
+		t.Errorf("Load = %v, %v; want a non-ErrNotFound error", got, err)
 	}
 }

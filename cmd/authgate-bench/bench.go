@@ -238,7 +238,11 @@ func (b *bench) startUpstreamAndBare() error {
 	}
 	b.upstreamURL, b.upstreamStats = "http://"+addrs[0], "http://"+addrs[1]+"/stats"
 
-	bare, line, err := startChild("bare-proxy", b.self, []string{cmdBareProxy, "-upstream", b.upstreamURL}, childEnv(), b.tmp, filepath.Join(b.tmp, "bare-proxy.log"), true)
+	args := []string{cmdBareProxy, "-upstream", b.upstreamURL}
+	if b.cfg.barePool {
+		args = append(args, "-buffer-pool")
+	}
+	bare, line, err := startChild("bare-proxy", b.self, args, childEnv(), b.tmp, filepath.Join(b.tmp, "bare-proxy.log"), true)
 	if err != nil {
 		return err
 	}

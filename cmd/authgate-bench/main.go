@@ -100,6 +100,7 @@ type config struct {
 	benchtime       string // their -benchtime
 	logLevel        string // AUTHGATE_LOG_LEVEL
 	keep            bool   // keep the temporary directory (logs)
+	barePool        bool   // give the bare proxy a ReverseProxy.BufferPool
 }
 
 // maxGraceRun bounds -duration and -warmup for the refresh-grace case: its
@@ -127,6 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime of the micro-benchmarks")
 	fs.StringVar(&c.logLevel, "log-level", "info", "AUTHGATE_LOG_LEVEL of the authgate processes (their logs go to files)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory with the process logs")
+	fs.BoolVar(&c.barePool, "bare-buffer-pool", false, "give the bare proxy a ReverseProxy.BufferPool (a stricter reference once authgate pools its buffers)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -125,6 +125,11 @@ func (r *report) render(w io.Writer) {
 	p("| load runs | %s each, %d alternations A B, %s unmeasured warm-up per target and case |\n", r.cfg.duration, r.cfg.runs, r.cfg.warmup)
 	p("| wrk | -t%d -c%d keep-alive (one-conn: -t1 -c1); 128-byte upstream body |\n", r.cfg.threads, r.cfg.connections)
 	p("| upstream transport (A and B) | %s |\n", transportSettings)
+	if r.cfg.barePool {
+		p("| bare proxy | with a ReverseProxy.BufferPool (-bare-buffer-pool) |\n")
+	} else {
+		p("| bare proxy | plain: a new 32 KiB copy buffer per response, as httputil.ReverseProxy does without a BufferPool |\n")
+	}
 	for _, inst := range r.instances {
 		p("| authgate-%s | %s |\n", inst.name, mdEscape(inst.about))
 	}
@@ -414,7 +419,7 @@ func (r *report) renderMethod(w io.Writer) {
 }
 
 // microPattern selects the handler benchmarks of package proxy.
-const microPattern = "^Benchmark(Handler|BareReverseProxy)"
+const microPattern = "^Benchmark(Handler|BareReverseProxy|ServeHTTP)"
 
 // benchLine is one result line of `go test -bench -benchmem`.
 type benchLine struct {

@@ -148,16 +148,20 @@ func TestBareProxyForwards(t *testing.T) {
 	}))
 	defer up.Close()
 	target, _ := url.Parse(up.URL)
-	front := httptest.NewServer(newBareProxy(target))
-	defer front.Close()
-	resp, err := http.Get(front.URL + "/a/b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "|/a/b" {
-		t.Errorf("upstream saw %q, want no Authorization and path /a/b", body)
+	for _, pooled := range []bool{false, true} {
+		front := httptest.NewServer(newBareProxy(target, pooled))
+		for range 2 { // the second response reuses the pooled buffer
+			resp, err := http.Get(front.URL + "/a/b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "|/a/b" {
+				t.Errorf("pooled=%v: upstream saw %q, want no Authorization and path /a/b", pooled, body)
+			}
+		}
+		front.Close()
 	}
 }
 

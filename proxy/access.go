@@ -52,12 +52,16 @@ func setPath(u *url.URL, normalized string) {
 
 // rejectPath answers a request whose path NormalizePath refused.
 func (h *Handler) rejectPath(w http.ResponseWriter, r *http.Request, err error) {
+	h.rejectPathWith(w, r, err, problemAmbiguousPath)
+}
+
+func (h *Handler) rejectPathWith(w http.ResponseWriter, r *http.Request, err error, p problem) {
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "ambiguous request path refused",
 		slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)),
 		slog.String(attrRemote, r.RemoteAddr),
 		slog.String(attrReason, err.Error()))
-	h.writeError(w, r, problemAmbiguousPath)
-	h.metrics.request(outcomeRejected, problemAmbiguousPath.Status)
+	h.writeError(w, r, p)
+	h.metrics.request(outcomeRejected, p.Status)
 }
 
 // forwardPublic sends a request on a public path to the upstream with no

@@ -44,7 +44,9 @@ const (
 //   - 401 without a usable session, with an RFC 6750 challenge; a refused
 //     bearer token always gets 401;
 //   - 403 for a signed-in user (or token) the policy refuses;
-//   - 400 for an ambiguous original path.
+//   - 403 (400 in redirect mode) for an ambiguous original path: nginx's
+//     auth_request turns a 400 into a 500, and its error_page location then
+//     shows authgate's 400 page through redirect mode.
 //
 // With ?mode=redirect (Traefik, or nginx's error_page location), a
 // browser navigation without a session is answered with the redirect that
@@ -65,7 +67,13 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request, path string)
 	rawPath, query, hasQuery := strings.Cut(uri, "?")
 	norm, err := access.NormalizePath(rawPath)
 	if err != nil {
-		h.rejectPath(w, r, err)
+		p := problemAmbiguousPath
+		if !redirectMode {
+			// nginx's auth_request turns any status but 2xx, 401 and 403
+			// into a 500; a client fault must not become a server error.
+			p.Status = http.StatusForbidden
+		}
+		h.rejectPathWith(w, r, err, p)
 		return
 	}
 	target := norm

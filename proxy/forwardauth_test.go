@@ -88,8 +88,9 @@ func TestForwardAuth(t *testing.T) {
 		{"doubled slash (upstream sees the raw path)", trustedPeer, "/oauth2/auth", orig("/static//x"), 401, nil},
 		{"non-canonical escape", trustedPeer, "/oauth2/auth", orig("/static/a%3ab"), 401, nil},
 		{"query never matched", trustedPeer, "/oauth2/auth", orig("/admin?/static/"), 401, nil},
-		{"encoded slash", trustedPeer, "/oauth2/auth", orig("/static/..%2fadmin"), 400, nil},
-		{"tomcat dot-dot parameter", trustedPeer, "/oauth2/auth", orig("/static/..;/admin"), 400, nil},
+		{"encoded slash", trustedPeer, "/oauth2/auth", orig("/static/..%2fadmin"), 403, nil},
+		{"tomcat dot-dot parameter", trustedPeer, "/oauth2/auth", orig("/static/..;/admin"), 403, nil},
+		{"tomcat dot-dot parameter, redirect mode", trustedPeer, "/oauth2/auth?mode=redirect", orig("/static/..;/admin"), 400, nil},
 		{"backslash", trustedPeer, "/oauth2/auth", orig(`/static/..\admin`), 401, nil}, // invalid header value: own URI used
 		{"Envoy path_prefix form, trusted", trustedPeer, "/oauth2/auth/static/app.js", nil, 202, nil},
 		{"Envoy path_prefix form, untrusted", untrustedPeer, "/oauth2/auth/static/app.js", nil, 401, nil},

@@ -136,6 +136,10 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 	if postLogout == "" {
 		postLogout = originOf(cfg.RedirectURL) + "/"
 	}
+	var bearer proxy.BearerVerifier
+	if len(cfg.BearerAudiences) > 0 {
+		bearer = provider
+	}
 	handler, err := proxy.New(proxy.Options{
 		Provider:              provider,
 		Store:                 store,
@@ -147,6 +151,12 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		RefreshSkew:           cfg.RefreshSkew,
 		PostLogoutRedirectURL: postLogout,
 		RequestIDHeader:       cfg.RequestIDHeader,
+		PublicPaths:           cfg.publicPaths,
+		Policy:                cfg.policy,
+		Bearer:                bearer,
+		BearerAudiences:       cfg.BearerAudiences,
+		TrustedProxies:        cfg.trusted,
+		RedirectHosts:         cfg.redirectHosts,
 		Metrics:               metrics,
 		Logger:                logger,
 		Now:                   now,
@@ -218,7 +228,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	go func() { errc <- m.internal.Serve(m.internalLn) }()
 	m.log.Info("authgate listening", "version", version, "addr", m.ProxyAddr(), "internal_addr", m.InternalAddr(),
-		"upstream", redactURL(m.cfg.Upstream), "issuer", m.cfg.IssuerURL, "tls", m.certs != nil)
+		"upstream", redactURL(m.cfg.Upstream), "issuer", m.cfg.IssuerURL, "tls", m.certs != nil,
+		"public_paths", m.cfg.publicPaths.Patterns(), "bearer_audiences", m.cfg.BearerAudiences,
+		"trusted_proxies", m.cfg.TrustedProxies,
+		"policy", len(m.cfg.AllowedEmails)+len(m.cfg.AllowedEmailDomains)+len(m.cfg.AllowedGroups) > 0)
 	close(m.ready)
 
 	var serveErr error

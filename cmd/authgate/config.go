@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/authgate/authgate/proxy/access"
 )
 
 // Config is every setting authgate reads. It is filled from environment
@@ -62,9 +64,21 @@ type Config struct {
 	LogLevel  string `envconfig:"AUTHGATE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat string `envconfig:"AUTHGATE_LOG_FORMAT" default:"json" desc:"json or text"`
 
+	PublicPaths          []string `envconfig:"AUTHGATE_PUBLIC_PATHS" desc:"paths served without a session, identity headers removed: comma-separated http.ServeMux patterns, [METHOD ]/path, trailing / = subtree, e.g. GET /static/,/healthz"`
+	AllowedEmails        []string `envconfig:"AUTHGATE_ALLOWED_EMAILS" desc:"comma-separated email addresses allowed in; empty with the other two lists empty admits every signed-in user"`
+	AllowedEmailDomains  []string `envconfig:"AUTHGATE_ALLOWED_EMAIL_DOMAINS" desc:"comma-separated email domains allowed in, matched exactly at the @ (no subdomains)"`
+	AllowedGroups        []string `envconfig:"AUTHGATE_ALLOWED_GROUPS" desc:"comma-separated groups (AUTHGATE_GROUPS_CLAIM) allowed in; a user passes when any list admits them"`
+	BearerAudiences      []string `envconfig:"AUTHGATE_BEARER_AUDIENCES" desc:"accept API clients' own JWT access tokens from the issuer naming one of these audiences (comma-separated); empty turns bearer tokens off"`
+	TrustedProxies       []string `envconfig:"AUTHGATE_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies whose X-Forwarded-Host, -Uri, -Proto, -For, -Method (and X-Original-URI, -Method) forward-auth believes; empty trusts none"`
+	AllowedRedirectHosts []string `envconfig:"AUTHGATE_ALLOWED_REDIRECT_HOSTS" desc:"hosts (exact, or .example.com for subdomains) a login may return to besides AUTHGATE_REDIRECT_URL's; requires AUTHGATE_COOKIE_DOMAIN covering them"`
+
 	// Derived by Load; not read from the environment.
-	cookieKeys [][]byte
-	logLevel   slog.Level
+	cookieKeys    [][]byte
+	logLevel      slog.Level
+	publicPaths   *access.PublicPaths
+	policy        *access.Policy
+	trusted       *access.TrustedProxies
+	redirectHosts *access.RedirectHosts
 }
 
 // loadConfig reads the environment and returns the config or an error listing
@@ -262,9 +276,109 @@ func (c *Config) validate() []error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		add("AUTHGATE_LOG_FORMAT: %q is not json or text", c.LogFormat)
 	}
+	problems = append(problems, c.validateAccess()...)
 	// Sort for a stable message; map iteration above is random.
 	sortErrors(problems)
 	return problems
+}
+
+// validateAccess checks the access-control variables and builds their
+// decision values.
+func (c *Config) validateAccess() []error {
+	var problems []error
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	for _, list := range []*[]string{&c.PublicPaths, &c.AllowedEmails, &c.AllowedEmailDomains, &c.AllowedGroups,
+		&c.BearerAudiences, &c.TrustedProxies, &c.AllowedRedirectHosts} {
+		*list = trimList(*list)
+	}
+
+	var err error
+	if c.publicPaths, err = access.ParsePublicPaths(c.PublicPaths); err != nil {
+		add("AUTHGATE_PUBLIC_PATHS: %v", err)
+	}
+	// One policy from three variables: each entry is checked on its own so
+	// that the message names the right variable.
+	for _, v := range []struct {
+		key                    string
+		emails, domains, group []string
+	}{
+		{"AUTHGATE_ALLOWED_EMAILS", c.AllowedEmails, nil, nil},
+		{"AUTHGATE_ALLOWED_EMAIL_DOMAINS", nil, c.AllowedEmailDomains, nil},
+		{"AUTHGATE_ALLOWED_GROUPS", nil, nil, c.AllowedGroups},
+	} {
+		if _, err := access.NewPolicy(v.emails, v.domains, v.group); err != nil {
+			add("%s: %v", v.key, err)
+		}
+	}
+	if c.policy, err = access.NewPolicy(c.AllowedEmails, c.AllowedEmailDomains, c.AllowedGroups); err != nil {
+		c.policy = nil
+	}
+	for _, aud := range c.BearerAudiences {
+		switch {
+		case aud == "":
+			add("AUTHGATE_BEARER_AUDIENCES: empty entry")
+		case aud == c.ClientID:
+			// The ID tokens authgate receives carry this audience, and they
+			// travel in the browser (id_token_hint at sign-out).
+			add("AUTHGATE_BEARER_AUDIENCES: %q is AUTHGATE_CLIENT_ID, the audience of authgate's own ID tokens; give the API an audience of its own", aud)
+		}
+	}
+	if c.trusted, err = access.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		add("AUTHGATE_TRUSTED_PROXIES: %v", err)
+	}
+
+	// The post-login redirect may name AUTHGATE_REDIRECT_URL's own origin
+	// and the listed hosts.
+	hosts := c.AllowedRedirectHosts
+	if u, err := url.Parse(c.RedirectURL); err == nil && u.Host != "" {
+		hosts = append(hosts[:len(hosts):len(hosts)], u.Host)
+	}
+	if c.redirectHosts, err = access.NewRedirectHosts(hosts); err != nil {
+		add("AUTHGATE_ALLOWED_REDIRECT_HOSTS: %v", err)
+	} else {
+		c.redirectHosts.InsecureAllowHTTP = !c.CookieSecure
+	}
+	if len(c.AllowedRedirectHosts) > 0 {
+		// A login returning to a host the session cookie is not sent to
+		// would start the next login at once: a loop.
+		domain := strings.TrimPrefix(strings.ToLower(c.CookieDomain), ".")
+		if domain == "" {
+			add("AUTHGATE_ALLOWED_REDIRECT_HOSTS: needs AUTHGATE_COOKIE_DOMAIN, so that the session cookie reaches the hosts a login returns to")
+		} else {
+			for _, h := range c.AllowedRedirectHosts {
+				if !withinDomain(h, domain) {
+					add("AUTHGATE_ALLOWED_REDIRECT_HOSTS: %q is outside AUTHGATE_COOKIE_DOMAIN %q: the session cookie would not reach it", h, domain)
+				}
+			}
+			if u, err := url.Parse(c.RedirectURL); err == nil && u.Host != "" && !withinDomain(u.Host, domain) {
+				add("AUTHGATE_COOKIE_DOMAIN: %q does not cover AUTHGATE_REDIRECT_URL's host %q, which must receive the login-flow cookie", domain, u.Hostname())
+			}
+		}
+	}
+	return problems
+}
+
+// trimList drops the spaces around each entry of a comma-separated list
+// ("a, b"); an entry left empty stays, for the parser to report.
+func trimList(list []string) []string {
+	if len(list) == 1 && strings.TrimSpace(list[0]) == "" {
+		return nil
+	}
+	for i := range list {
+		list[i] = strings.TrimSpace(list[i])
+	}
+	return list
+}
+
+// withinDomain reports whether a redirect-host entry (host[:port] or
+// .suffix[:port]) lies within the cookie domain.
+func withinDomain(entry, domain string) bool {
+	host := strings.ToLower(entry)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimPrefix(host, ".")
+	return host == domain || strings.HasSuffix(host, "."+domain)
 }
 
 func checkAbsoluteURL(s string) error {

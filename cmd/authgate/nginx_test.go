@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,11 +169,23 @@ type nginxSetup struct {
 
 func startNginxSetup(t *testing.T, opts ...gateOption) *nginxSetup {
 	t.Helper()
+	return startNginxSetupOn(t, "", opts...)
+}
+
+// startNginxSetupOn is startNginxSetup with authgate's callback on the
+// host name callbackHost ("" for nginx's loopback address), which the
+// test's browser must resolve to nginx (browserVia).
+func startNginxSetupOn(t *testing.T, callbackHost string, opts ...gateOption) *nginxSetup {
+	t.Helper()
 	if _, err := os.Stat(nginxBinary); err != nil {
 		t.Fatalf("nginx is needed (apt-get install nginx; .ci/test installs it): %v", err)
 	}
 	addr := freeLoopbackAddr(t)
 	base := "http://" + addr
+	if callbackHost != "" {
+		_, port, _ := net.SplitHostPort(addr)
+		base = "http://" + net.JoinHostPort(callbackHost, port)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +213,23 @@ func startNginxSetup(t *testing.T, opts ...gateOption) *nginxSetup {
 	dir := t.TempDir()
 	startNginx(t, dir, nginxConfig(t, dir, addr, g.ProxyAddr(), strings.TrimPrefix(up.srv.URL, "http://")), addr)
 	return &nginxSetup{URL: base, addr: addr, gate: g}
+}
+
+// browserVia returns a browser that reaches every host under suffix at
+// nginx's address, as DNS would in a real deployment.
+func (n *nginxSetup) browserVia(t *testing.T, suffix string) *browser {
+	b := newBrowser(t)
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, _, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, suffix) {
+			addr = n.addr
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	b.Client.Transport = tr
+	return b
 }
 
 // TestNginxForwardAuth walks a login through Debian's nginx configured with
@@ -381,5 +412,43 @@ func TestNginxPolicy(t *testing.T) {
 	}
 	if n.gate.upstream.count() != 0 {
 		t.Errorf("the application received %d request(s) of a refused user", n.gate.upstream.count())
+	}
+}
+
+// TestNginxForwardAuthAcrossHosts: nginx fronts app.test.example and
+// auth.test.example (authgate's callback) with one login shared through
+// AUTHGATE_COOKIE_DOMAIN. A login started on the app host returns there,
+// because AUTHGATE_ALLOWED_REDIRECT_HOSTS lists it; a login started on a
+// host that is not listed never returns to that host.
+func TestNginxForwardAuthAcrossHosts(t *testing.T) {
+	// The port is only known once nginx's address is picked, so the
+	// redirect-host entry is filled in by the option at start.
+	n := startNginxSetupOn(t, "auth.test.example", func(env map[string]string) {
+		u, _ := url.Parse(env["AUTHGATE_REDIRECT_URL"])
+		env["AUTHGATE_COOKIE_DOMAIN"] = "test.example"
+		env["AUTHGATE_ALLOWED_REDIRECT_HOSTS"] = "app.test.example:" + u.Port()
+	})
+	_, port, _ := net.SplitHostPort(n.addr)
+	b := n.browserVia(t, ".example")
+
+	resp := b.login(b.navigate("http://app.test.example:"+port+"/deep?x=1"), n.gate.opUser())
+	body := readBody(t, resp)
+	if resp.StatusCode != http.StatusOK || body != "upstream /deep?x=1" {
+		t.Fatalf("after login: %d %q", resp.StatusCode, body)
+	}
+	if got := resp.Request.URL.Host; got != "app.test.example:"+port {
+		t.Errorf("landed on %q, want the app host it started from", got)
+	}
+	if seen := n.gate.upstream.last(); seen.Header.Get("X-Forwarded-Email") != "test-user@zitadel.ch" || seen.Host != "app.test.example:"+port {
+		t.Errorf("application saw Host %q, email %q", seen.Host, seen.Header.Get("X-Forwarded-Email"))
+	}
+
+	// A host outside the list: the login still works (same cookie domain),
+	// but it returns to authgate's own host, never to the unlisted one.
+	b2 := n.browserVia(t, ".example")
+	resp = b2.login(b2.navigate("http://evil.test.example:"+port+"/x"), n.gate.opUser())
+	readBody(t, resp)
+	if got := resp.Request.URL.Host; got != "auth.test.example:"+port || resp.Request.URL.Path != "/x" {
+		t.Errorf("login from an unlisted host landed on %s, want auth.test.example:%s/x", resp.Request.URL, port)
 	}
 }

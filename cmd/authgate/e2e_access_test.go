@@ -4,8 +4,15 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/authgate/authgate/session"
 )
 
 // TestAccessConfigErrors: every access-control variable is validated at
@@ -292,4 +299,105 @@ func merge(ms ...map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// traefikDynamic is the part of deploy/traefik/dynamic.yml this test reads.
+type traefikDynamic struct {
+	HTTP struct {
+		Middlewares map[string]struct {
+			ForwardAuth struct {
+				Address                  string   `json:"address"`
+				TrustForwardHeader       bool     `json:"trustForwardHeader"`
+				AuthResponseHeaders      []string `json:"authResponseHeaders"`
+				AddAuthCookiesToResponse []string `json:"addAuthCookiesToResponse"`
+			} `json:"forwardAuth"`
+		} `json:"middlewares"`
+		Routers map[string]struct {
+			Rule        string   `json:"rule"`
+			Middlewares []string `json:"middlewares"`
+			Service     string   `json:"service"`
+		} `json:"routers"`
+	} `json:"http"`
+}
+
+// TestTraefikExample: deploy/traefik/dynamic.yml asks authgate the way
+// authgate answers. A request shaped as Traefik's forwardAuth sends it (to
+// the configured address, with Traefik's X-Forwarded-* headers from a
+// trusted address) starts a login for a navigation and, with a session,
+// gets a 202 whose identity headers are exactly the ones the example copies.
+func TestTraefikExample(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "traefik", "dynamic.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dyn traefikDynamic
+	if err := yaml.Unmarshal(raw, &dyn); err != nil {
+		t.Fatalf("decode dynamic.yml: %v", err)
+	}
+	fa := dyn.HTTP.Middlewares["authgate"].ForwardAuth
+	if fa.TrustForwardHeader {
+		t.Error("forwardAuth.trustForwardHeader is true: Traefik would pass a client's own X-Forwarded-Uri")
+	}
+	if r := dyn.HTTP.Routers["authgate"]; !strings.Contains(r.Rule, "PathPrefix(`/oauth2/`)") || len(r.Middlewares) != 0 || r.Service != "authgate" {
+		t.Errorf("router authgate = %+v, want /oauth2/ to authgate without the middleware", r)
+	}
+	if r := dyn.HTTP.Routers["app"]; len(r.Middlewares) != 1 || r.Middlewares[0] != "authgate" {
+		t.Errorf("router app = %+v, want the authgate middleware", r)
+	}
+	for _, c := range []session.CookieOptions{{Name: "authgate", Secure: true}, {Name: "authgate", Secure: true, Domain: "example.com"}} {
+		if name := session.NewCookies(c).Name(); !slices.Contains(fa.AddAuthCookiesToResponse, name) {
+			t.Errorf("addAuthCookiesToResponse lacks %q", name)
+		}
+	}
+
+	g := startGate(t, withEnv("AUTHGATE_TRUSTED_PROXIES", "127.0.0.1/32"), withEnv("AUTHGATE_PUBLIC_PATHS", "GET /static/"))
+	address := strings.Replace(fa.Address, "http://authgate:4180", g.URL, 1)
+	if address == fa.Address {
+		t.Fatalf("forwardAuth.address %q does not name http://authgate:4180", fa.Address)
+	}
+	host := strings.TrimPrefix(g.URL, "http://")
+	traefik := func(uri string, extra map[string]string) map[string]string {
+		return merge(map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Proto": "http", "X-Forwarded-Host": host,
+			"X-Forwarded-Uri": uri, "X-Forwarded-For": "192.0.2.10"}, extra)
+	}
+	nav := map[string]string{"Accept": "text/html", "Sec-Fetch-Mode": "navigate"}
+
+	resp := rawRequest(t, "GET", address, "", traefik("/deep?x=1", nav))
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), g.op.URL) {
+		t.Fatalf("navigation without a session: %d Location %q, want the login", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp = rawRequest(t, "GET", address, "", traefik("/api", map[string]string{"Accept": "application/json"}))
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("API client without a session: %d, want 401", resp.StatusCode)
+	}
+	resp = rawRequest(t, "GET", address, "", traefik("/static/app.js", map[string]string{"Authorization": "Bearer forged"}))
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("public path: %d, want 202", resp.StatusCode)
+	}
+	for _, h := range fa.AuthResponseHeaders {
+		if v := resp.Header.Get(h); v != "" {
+			t.Errorf("public path: Header(%q) = %q, want none, so that Traefik removes the client's copy", h, v)
+		}
+	}
+
+	b := newBrowser(t)
+	readBody(t, b.signIn(g, g.URL+"/"))
+	resp = rawRequest(t, "GET", address, b.cookieHeader(g), traefik("/deep", nav))
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("with a session: %d, want 202", resp.StatusCode)
+	}
+	for _, h := range []string{"Authorization", "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username"} {
+		if resp.Header.Get(h) != "" && !slices.Contains(fa.AuthResponseHeaders, h) {
+			t.Errorf("authgate answers %s, which authResponseHeaders does not copy", h)
+		}
+	}
+	for _, h := range []string{"Authorization", "X-Forwarded-User", "X-Forwarded-Email"} {
+		if resp.Header.Get(h) == "" {
+			t.Errorf("202 Header(%q) is empty", h)
+		}
+	}
 }

@@ -55,8 +55,10 @@ func ambiguous(why string) error {
 //     that decodes the path before splitting off a fragment or query would
 //     see a shorter path than the one matched (GHSA-pxq7-h93f-9jrg). They
 //     are legitimate in a few apps; refusing them is the safe choice;
-//   - "%25" followed by two hex digits ("%252e"): double encoding, which a
-//     second decoder would turn into a dot segment or separator;
+//   - "%25" followed by two hex digits ("%252e") in the result, also when
+//     the digits come from decoded escapes ("%252%65" would become "%252e"):
+//     double encoding, which a second decoder would turn into a dot segment
+//     or separator;
 //   - a "%" that does not start a valid escape ("%u002e", "%2");
 //   - decoded bytes that are not valid UTF-8 (an overlong "/" as %C0%AF),
 //     Unicode control, format and non-ASCII space characters, and Unicode
@@ -161,8 +163,6 @@ func canonSegment(r string) (string, error) {
 				return "", ambiguous("encoded backslash")
 			case d == '#' || d == '?':
 				return "", ambiguous(`encoded "#" or "?"`)
-			case d == '%' && i+4 < len(r) && isHex(r[i+3]) && isHex(r[i+4]):
-				return "", ambiguous("double percent-encoding")
 			case isUnreserved(d):
 				seg = append(seg, d)
 				changed = true
@@ -187,6 +187,14 @@ func canonSegment(r string) (string, error) {
 			return "", ambiguous("raw non-ASCII byte")
 		default: // controls and space
 			return "", ambiguous(fmt.Sprintf("raw byte %#02x", c))
+		}
+	}
+	// Double encoding is judged on the output, not the input: decoding
+	// unreserved escapes can complete it ("%250%30" becomes "%2500").
+	// Every "%" left in seg starts an escape with upper-case hex.
+	for j := 0; j+4 < len(seg); j++ {
+		if seg[j] == '%' && seg[j+1] == '2' && seg[j+2] == '5' && isHex(seg[j+3]) && isHex(seg[j+4]) {
+			return "", ambiguous("double percent-encoding")
 		}
 	}
 	if !utf8.Valid(decoded) {

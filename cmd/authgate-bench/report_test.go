@@ -51,6 +51,21 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+func TestPairedP50Diffs(t *testing.T) {
+	runs := []runResult{
+		fakeRun(targetAuthgate, 1, 1, 130, ""),
+		fakeRun(targetBare, 1, 1, 100, ""),
+		fakeRun(targetAuthgate, 2, 1, 90, ""),
+		fakeRun(targetBare, 2, 1, 100, ""),
+		fakeRun(targetAuthgate, 3, 1, 500, "failed"), // unpaired: left out
+		fakeRun(targetBare, 3, 1, 100, ""),
+	}
+	got := pairedP50Diffs(runs)
+	if len(got) != 2 || got[0] != 30 || got[1] != -10 {
+		t.Errorf("pairedP50Diffs = %v, want [30 -10]", got)
+	}
+}
+
 func TestRenderTargets(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -58,8 +73,8 @@ func TestRenderTargets(t *testing.T) {
 		authP50us int
 		want      []string
 	}{
-		{"met", 9500, 110, []string{"| 0.950× (9,500 vs 10,000 req/s) | met |", "| +10 µs (p50 110 vs 100 µs; p99 440 vs 400 µs) | met |"}},
-		{"missed", 8900, 126, []string{"| 0.890× (8,900 vs 10,000 req/s) | **missed** |", "| +26 µs (p50 126 vs 100 µs; p99 504 vs 400 µs) | **missed** |"}},
+		{"met", 9500, 110, []string{"| 0.950× (9,500 vs 10,000 req/s) | met |", "| +10 µs (p50 110 vs 100 µs; p99 440 vs 400 µs; median of the 1 paired differences +10 µs) | met |"}},
+		{"missed", 8900, 126, []string{"| 0.890× (8,900 vs 10,000 req/s) | **missed** |", "| +26 µs (p50 126 vs 100 µs; p99 504 vs 400 µs; median of the 1 paired differences +26 µs) | **missed** |"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -136,6 +136,7 @@ func TestPublicPathTricks(t *testing.T) {
 		{"raw hash", "GET", "/static/x#/../../admin", 400, ""},
 		{"double encoding", "GET", "/static/%252e%252e/admin", 400, ""},
 		{"double-encoded slash", "GET", "/static/..%252fadmin", 400, ""},
+		{"double encoding completed by decoding", "GET", "/static/%252%65%252%65/admin", 400, ""},
 		{"IIS unicode escape", "GET", "/static/%u002e%u002e/admin", 400, ""},
 		{"overlong UTF-8 dot", "GET", "/static/%c0%ae%c0%ae/admin", 400, ""},
 		{"overlong UTF-8 slash", "GET", "/static/..%c0%afadmin", 400, ""},

@@ -40,6 +40,37 @@ type BearerVerifier interface {
 	VerifyBearer(ctx context.Context, token string, audiences []string) (*idp.Identity, error)
 }
 
+// SharedSessions is what a session store shared by several replicas (Redis)
+// offers beyond session.Store: ending sessions by the IdP's identifiers
+// (back-channel logout) and one refresh per session across replicas.
+// *redisstore.Store implements it.
+type SharedSessions interface {
+	DeleteBySubject(ctx context.Context, sub string) (int, error)
+	DeleteByIDPSession(ctx context.Context, sid string) (int, error)
+	LockRefresh(ctx context.Context, sessionID string, ttl time.Duration) (unlock func(), ok bool, err error)
+	WaitForRefresh(ctx context.Context, r *http.Request, old *session.Session, timeout time.Duration) (*session.Session, error)
+}
+
+// RevocationFeed shares revocations with the other replicas: Publish adds
+// one to the local list at once and to every other replica's list soon
+// after. *redisstore.Revocations implements it.
+type RevocationFeed interface {
+	Publish(ctx context.Context, rev session.Revocation) error
+}
+
+// ReplayGuard remembers back-channel logout token ids (jti) across
+// replicas: ClaimJTI reports whether jti is new. *redisstore.Store
+// implements it.
+type ReplayGuard interface {
+	ClaimJTI(ctx context.Context, jti string, ttl time.Duration) (fresh bool, err error)
+}
+
+// LogoutVerifier verifies back-channel logout tokens; *idp.Provider
+// implements it.
+type LogoutVerifier interface {
+	VerifyLogoutToken(ctx context.Context, raw string) (*idp.Logout, error)
+}
+
 // Options configures a Handler. Provider, Store, Sealer and Upstream are
 // required; every other zero value has the default its comment names.
 type Options struct {
@@ -97,6 +128,23 @@ type Options struct {
 	// RedirectHosts lists the hosts an absolute post-login or post-logout
 	// target (rd) may name; nil allows relative targets only.
 	RedirectHosts *access.RedirectHosts
+	// Shared, when the Store is shared by several replicas, ends sessions
+	// for back-channel logout and coordinates refreshes; nil (the cookie
+	// store) refreshes in-process only and ends sessions through the
+	// revocation list.
+	Shared SharedSessions
+	// Feed shares revocations (sign-out, back-channel logout) with the other
+	// replicas; nil keeps them in this process.
+	Feed RevocationFeed
+	// Replay remembers logout token ids across replicas; nil remembers them
+	// in this process.
+	Replay ReplayGuard
+	// Logout, when set, serves back-channel logout at
+	// <prefix>/backchannel_logout; nil answers that path with 404.
+	Logout LogoutVerifier
+	// StoreReady reports whether the session store answers, for readiness;
+	// nil means it always does (the cookie store).
+	StoreReady func(ctx context.Context) error
 	// Metrics records counters; nil records nothing.
 	Metrics *Metrics
 	// Logger; nil means slog.Default().
@@ -136,8 +184,17 @@ type Handler struct {
 	postLogoutRedirectURL string
 	requestIDHeader       string
 
-	refresher *refresher
-	states    *usedStates
+	shared     SharedSessions
+	feed       RevocationFeed
+	replay     ReplayGuard
+	logout     LogoutVerifier
+	storeReady func(ctx context.Context) error
+
+	backchannelPath string
+	refresher       *refresher
+	states          *usedStates
+	jtis            *usedStates
+	streams         *streamTracker
 }
 
 // New returns a Handler or an error naming the first missing requirement.
@@ -176,6 +233,11 @@ func New(o Options) (*Handler, error) {
 		bearerAudiences:       o.BearerAudiences,
 		trusted:               o.TrustedProxies,
 		redirectHosts:         o.RedirectHosts,
+		shared:                o.Shared,
+		feed:                  o.Feed,
+		replay:                o.Replay,
+		logout:                o.Logout,
+		storeReady:            o.StoreReady,
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -218,13 +280,33 @@ func New(o Options) (*Handler, error) {
 	h.signOutPath = h.prefix + "/sign_out"
 	h.userinfoPath = h.prefix + "/userinfo"
 	h.authPath = h.prefix + "/auth"
-	h.refresher = newRefresher(o.Provider, grace, h.now)
+	h.backchannelPath = h.prefix + "/backchannel_logout"
+	h.refresher = newRefresher(grace, h.now)
 	h.states = newUsedStates(h.now)
+	h.jtis = newUsedStates(h.now)
+	h.streams = newStreamTracker(h.revocations, h.now)
 	return h, nil
 }
 
-// Ready reports whether logins can be served: discovery has succeeded.
-func (h *Handler) Ready() bool { return h.provider.Ready() }
+// Ready reports whether requests can be served: discovery has succeeded and
+// the session store answers. It returns the reason when not.
+func (h *Handler) Ready(ctx context.Context) error {
+	if !h.provider.Ready() {
+		return errors.New("identity provider not discovered yet")
+	}
+	if h.storeReady != nil {
+		if err := h.storeReady(ctx); err != nil {
+			return fmt.Errorf("session store: %w", err)
+		}
+	}
+	return nil
+}
+
+// Run closes the long-lived connections (WebSockets, event streams) of
+// sessions that end, until ctx ends.
+func (h *Handler) Run(ctx context.Context) {
+	h.streams.run(ctx, streamCheckInterval)
+}
 
 // ServeHTTP normalises the request path, routes authgate's own endpoints
 // and guards everything else.
@@ -258,6 +340,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case h.authPath:
 			h.serveAuth(w, r, path)
 			return
+		case h.backchannelPath:
+			if h.logout != nil {
+				h.serveBackchannelLogout(w, r)
+				return
+			}
 		}
 		if strings.HasPrefix(path, h.authPath+"/") {
 			h.serveAuth(w, r, path)
@@ -342,7 +429,15 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request) {
 // forward sends r to the upstream with the session's identity.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *session.Session) {
 	h.metrics.request(outcomeForwarded, 0)
-	h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(r.Context(), sessionIdentity(s))))
+	ctx := r.Context()
+	if isLongLived(r) {
+		// Closed by authgate when the session ends (sign-out, back-channel
+		// logout, expiry), not only when the client or upstream hangs up.
+		var done func()
+		ctx, done = h.streams.track(ctx, s)
+		defer done()
+	}
+	h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(ctx, sessionIdentity(s))))
 }
 
 // sessionIdentity is what the upstream is told about a session's user.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -27,7 +28,6 @@ const failedRefreshMemory = 2 * time.Second
 // the pre-refresh cookie get the refreshed session instead of redeeming a
 // refresh token that a rotating IdP has already spent.
 type refresher struct {
-	provider Provider
 	grace    time.Duration
 	now      func() time.Time
 
@@ -49,13 +49,17 @@ type refreshCall struct {
 	forgetAt time.Time // set when done
 }
 
-func newRefresher(p Provider, grace time.Duration, now func() time.Time) *refresher {
-	return &refresher{provider: p, grace: grace, now: now, calls: make(map[refreshKey]*refreshCall)}
+func newRefresher(grace time.Duration, now func() time.Time) *refresher {
+	return &refresher{grace: grace, now: now, calls: make(map[refreshKey]*refreshCall)}
 }
 
-// refresh returns s with fresh tokens. shared reports that the result came
-// from a refresh another request started.
-func (f *refresher) refresh(ctx context.Context, s *session.Session) (fresh *session.Session, shared bool, err error) {
+// refresh runs work at most once per (session, refresh token) at a time and
+// shares its result with every concurrent request of that session and,
+// for the grace window, with requests still carrying the old cookie.
+// shared reports that the result came from a refresh another request ran.
+// work runs detached from ctx, so that the request that happens to run it
+// may go away without failing the others.
+func (f *refresher) refresh(ctx context.Context, s *session.Session, work func(context.Context) (*session.Session, error)) (fresh *session.Session, shared bool, err error) {
 	key := refreshKey{session: s.ID, token: sha256.Sum256([]byte(s.RefreshToken))}
 	f.mu.Lock()
 	now := f.now()
@@ -80,35 +84,86 @@ func (f *refresher) refresh(ctx context.Context, s *session.Session) (fresh *ses
 	f.calls[key] = c
 	f.mu.Unlock()
 
-	// Detached: the request that happens to run the refresh may go away, but
-	// the result belongs to every request of this session.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
-	tokens, err := f.provider.Refresh(rctx, s.RefreshToken, s.Subject)
+	c.result, c.err = work(rctx)
 	cancel()
-	if err == nil {
-		next := *s
-		next.AccessToken = tokens.AccessToken
-		next.Expiry = tokens.Expiry
-		next.TokenIssuedAt = f.now()
-		if tokens.RefreshToken != "" {
-			next.RefreshToken = tokens.RefreshToken
-		}
-		if tokens.IDToken != "" {
-			next.IDToken = tokens.IDToken
-		}
-		c.result = &next
-	}
-	c.err = err
 
 	f.mu.Lock()
 	memory := f.grace
-	if err != nil && !errors.Is(err, idp.ErrInvalidGrant) {
+	if c.err != nil && !errors.Is(c.err, idp.ErrInvalidGrant) && !errors.Is(c.err, errSessionEnded) {
 		memory = failedRefreshMemory
 	}
 	c.forgetAt = f.now().Add(memory)
 	f.mu.Unlock()
 	close(c.done)
-	return c.result, false, err
+	return c.result, false, c.err
+}
+
+// errSessionEnded reports that the session was ended (signed out, logged
+// out through the back channel) while its refresh was under way.
+var errSessionEnded = errors.New("proxy: session ended during refresh")
+
+// redeem redeems s's refresh token at the IdP and returns the refreshed
+// session.
+func (h *Handler) redeem(ctx context.Context, s *session.Session) (*session.Session, error) {
+	tokens, err := h.provider.Refresh(ctx, s.RefreshToken, s.Subject)
+	if err != nil {
+		return nil, err
+	}
+	next := *s
+	next.AccessToken = tokens.AccessToken
+	next.Expiry = tokens.Expiry
+	next.TokenIssuedAt = h.now()
+	if tokens.RefreshToken != "" {
+		next.RefreshToken = tokens.RefreshToken
+	}
+	if tokens.IDToken != "" {
+		next.IDToken = tokens.IDToken
+	}
+	return &next, nil
+}
+
+// redeemShared refreshes a session kept in a store shared by several
+// replicas: the replica holding the session's refresh lock redeems the
+// refresh token and stores the result before it lets go; the others wait
+// for that result instead of redeeming a token that rotation has spent.
+func (h *Handler) redeemShared(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session) (*session.Session, error) {
+	unlock, locked, err := h.shared.LockRefresh(ctx, s.ID, refreshTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("lock refresh: %w", err)
+	}
+	if !locked {
+		next, err := h.shared.WaitForRefresh(ctx, r, s, refreshTimeout)
+		if errors.Is(err, session.ErrNotFound) {
+			return nil, errSessionEnded
+		}
+		if err != nil {
+			return nil, fmt.Errorf("wait for another replica's refresh: %w", err)
+		}
+		return next, nil
+	}
+	defer unlock()
+	// Another replica may have refreshed between our read and the lock.
+	if cur, err := h.store.Load(r); err == nil && cur.RefreshToken != s.RefreshToken {
+		return cur, nil
+	} else if errors.Is(err, session.ErrNotFound) {
+		return nil, errSessionEnded
+	}
+	next, err := h.redeem(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.store.Save(w, r, next); err != nil {
+		if errors.Is(err, session.ErrNotFound) {
+			return nil, errSessionEnded
+		}
+		// The new tokens are good but unsaved: serve this request with them;
+		// the next request finds the old session and refreshes again (and,
+		// if the IdP rotates refresh tokens, has to log in again).
+		h.log.LogAttrs(r.Context(), slog.LevelError, "save refreshed session",
+			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
+	}
+	return next, nil
 }
 
 // refreshSkew is how long before expiry the session's token is refreshed:
@@ -145,12 +200,21 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 	}
 
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
-	next, shared, err := h.refresher.refresh(r.Context(), s)
+	work := func(ctx context.Context) (*session.Session, error) { return h.redeem(ctx, s) }
+	if h.shared != nil {
+		work = func(ctx context.Context) (*session.Session, error) { return h.redeemShared(ctx, w, r, s) }
+	}
+	next, shared, err := h.refresher.refresh(r.Context(), s, work)
 	switch {
 	case err == nil:
 		if !shared {
 			h.metrics.refresh(refreshSucceeded)
 			h.log.LogAttrs(r.Context(), slog.LevelDebug, "access token refreshed", reqID, slog.Any(attrSession, next))
+		}
+		if h.shared != nil {
+			// A shared store holds the refreshed session already, and the
+			// cookie (a ticket) does not change.
+			return next, true
 		}
 		if err := h.store.Save(w, r, next); err != nil {
 			// The refreshed tokens are good; serve this request with them
@@ -158,6 +222,10 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 			h.log.LogAttrs(r.Context(), slog.LevelError, "save refreshed session", reqID, slog.String(attrError, err.Error()))
 		}
 		return next, true
+	case errors.Is(err, errSessionEnded):
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "session ended during refresh", reqID, slog.Any(attrSession, s))
+		unauthenticated()
+		return nil, false
 	case errors.Is(err, idp.ErrInvalidGrant):
 		if !shared {
 			h.metrics.refresh(refreshRejected)

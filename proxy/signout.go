@@ -38,7 +38,7 @@ func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	var idTokenHint string
 	if s != nil {
 		idTokenHint = s.IDToken
-		h.revocations.Add(session.Revocation{SessionID: s.ID, Until: s.ExpiresAt})
+		h.revoke(r.Context(), session.Revocation{SessionID: s.ID, Until: s.ExpiresAt})
 		if s.RefreshToken != "" {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), revokeTimeout)
 			if err := h.provider.Revoke(ctx, s.RefreshToken); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/authgate/authgate/proxy"
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/session"
+	"github.com/authgate/authgate/session/redisstore"
 	"github.com/authgate/authgate/upstream"
 )
 
@@ -50,6 +51,8 @@ type Main struct {
 	proxyLn, internalLn net.Listener
 	proxySrv, internal  *http.Server
 	certs               *certReloader
+	// background runs alongside the servers until shutdown.
+	background []func(context.Context)
 
 	ready     chan struct{} // closed when listening
 	closeOnce sync.Once
@@ -101,6 +104,31 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 	flowCookie := cookieOpts
 	flowCookie.Name = cfg.CookieName + "_flow"
 	sessionCookies := store.Cookies()
+
+	// Redis: the session store when AUTHGATE_SESSION_STORE=redis, and the
+	// channel that shares revocations (sign-out, back-channel logout) and
+	// logout token ids between replicas whenever it is configured.
+	var (
+		sessions    session.Store = store
+		revocations               = session.NewRevocationList(now)
+		shared      proxy.SharedSessions
+		feed        proxy.RevocationFeed
+		replay      proxy.ReplayGuard
+		storeReady  func(context.Context) error
+		background  []func(context.Context)
+	)
+	if cfg.RedisURL != "" || len(cfg.RedisAddrs) > 0 {
+		rs, revFeed, err := newRedis(cfg, cookieOpts, revocations, now, logger)
+		if err != nil {
+			return nil, err
+		}
+		feed, replay = revFeed, rs
+		background = append(background, revFeed.Run)
+		if cfg.SessionStore == "redis" {
+			sessions, shared, storeReady = rs, rs, rs.Ping
+			sessionCookies = rs.Cookies()
+		}
+	}
 	flowPrefix := session.NewCookies(flowCookie).Name() + "_"
 
 	registry := prometheus.NewRegistry()
@@ -142,7 +170,13 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 	}
 	handler, err := proxy.New(proxy.Options{
 		Provider:              provider,
-		Store:                 store,
+		Store:                 sessions,
+		Revocations:           revocations,
+		Shared:                shared,
+		Feed:                  feed,
+		Replay:                replay,
+		Logout:                provider,
+		StoreReady:            storeReady,
 		Sealer:                sealer,
 		Upstream:              up,
 		PathPrefix:            cfg.PathPrefix,
@@ -166,6 +200,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 	}
 
 	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, ready: make(chan struct{})}
+	m.background = append(background, handler.Run)
 	if cfg.TLSCertFile != "" {
 		m.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
 		if err != nil {
@@ -215,6 +250,9 @@ func (m *Main) Run(ctx context.Context) error {
 	discoveryCtx, stopDiscovery := context.WithCancel(ctx)
 	defer stopDiscovery()
 	go m.provider.Run(discoveryCtx)
+	for _, run := range m.background {
+		go run(discoveryCtx)
+	}
 
 	errc := make(chan error, 2)
 	go func() {
@@ -269,8 +307,10 @@ func (m *Main) internalHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !m.handler.Ready() {
-			http.Error(w, "identity provider not discovered yet", http.StatusServiceUnavailable)
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := m.handler.Ready(ctx); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
@@ -335,4 +375,38 @@ func redactURL(raw string) string {
 		raw = raw[:i]
 	}
 	return raw
+}
+
+// newRedis connects to Redis and returns the Redis session store (used as
+// the store itself, or only for logout token ids) and the revocation feed.
+func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.RevocationList, now func() time.Time, logger *slog.Logger) (*redisstore.Store, *redisstore.Revocations, error) {
+	redisstore.SetClientLogger(logger)
+	opts := redisstore.ClientOptions{
+		URL:            cfg.RedisURL,
+		Addrs:          cfg.RedisAddrs,
+		SentinelMaster: cfg.RedisSentinelMaster,
+		Cluster:        cfg.RedisCluster,
+		Username:       cfg.RedisUsername,
+		Password:       cfg.RedisPassword,
+		DB:             cfg.RedisDB,
+	}
+	if cfg.RedisTLS || cfg.RedisCAFile != "" {
+		tlsConfig, err := tlsClientConfig(cfg.RedisCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("AUTHGATE_REDIS_CA_FILE: %w", err)
+		}
+		if tlsConfig == nil {
+			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		opts.TLS = tlsConfig
+	}
+	client, err := redisstore.NewClient(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configure Redis: %w", err)
+	}
+	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger})
+	if err != nil {
+		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
+	}
+	return store, redisstore.NewRevocations(client, revocations, redisstore.DefaultPrefix, logger), nil
 }

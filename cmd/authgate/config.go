@@ -72,6 +72,18 @@ type Config struct {
 	TrustedProxies       []string `envconfig:"AUTHGATE_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies whose X-Forwarded-Host, -Uri, -Proto, -For, -Method (and X-Original-URI, -Method) forward-auth believes; empty trusts none"`
 	AllowedRedirectHosts []string `envconfig:"AUTHGATE_ALLOWED_REDIRECT_HOSTS" desc:"hosts (exact, or .example.com for subdomains) a login may return to besides AUTHGATE_REDIRECT_URL's; requires AUTHGATE_COOKIE_DOMAIN covering them"`
 
+	SessionStore        string   `envconfig:"AUTHGATE_SESSION_STORE" default:"cookie" desc:"cookie (the session sealed in the cookie) or redis (sessions shared by replicas; the cookie holds a ticket)"`
+	RedisURL            string   `envconfig:"AUTHGATE_REDIS_URL" desc:"redis:// or rediss:// URL (user, password, db) of a standalone Redis; with the cookie store it shares sign-outs and back-channel logouts between replicas"`
+	RedisAddrs          []string `envconfig:"AUTHGATE_REDIS_ADDRS" desc:"comma-separated host:port of Sentinels (with AUTHGATE_REDIS_SENTINEL_MASTER) or Cluster nodes (with AUTHGATE_REDIS_CLUSTER=true)"`
+	RedisSentinelMaster string   `envconfig:"AUTHGATE_REDIS_SENTINEL_MASTER" desc:"name of the Sentinel master"`
+	RedisCluster        bool     `envconfig:"AUTHGATE_REDIS_CLUSTER" default:"false" desc:"AUTHGATE_REDIS_ADDRS are Redis Cluster nodes"`
+	RedisUsername       string   `envconfig:"AUTHGATE_REDIS_USERNAME" desc:"Redis ACL user for AUTHGATE_REDIS_ADDRS (a URL carries its own)"`
+	RedisPassword       string   `envconfig:"AUTHGATE_REDIS_PASSWORD" secret:"true" desc:"Redis password for AUTHGATE_REDIS_ADDRS (a URL carries its own)"`
+	RedisPasswordFile   string   `envconfig:"AUTHGATE_REDIS_PASSWORD_FILE" desc:"file holding AUTHGATE_REDIS_PASSWORD"`
+	RedisDB             int      `envconfig:"AUTHGATE_REDIS_DB" default:"0" desc:"database number with Sentinel (a URL carries its own)"`
+	RedisTLS            bool     `envconfig:"AUTHGATE_REDIS_TLS" default:"false" desc:"use TLS to AUTHGATE_REDIS_ADDRS (rediss:// implies it)"`
+	RedisCAFile         string   `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots"`
+
 	// Derived by Load; not read from the environment.
 	cookieKeys    [][]byte
 	logLevel      slog.Level
@@ -154,6 +166,7 @@ func (c *Config) resolveFiles() []error {
 	}
 	read("AUTHGATE_CLIENT_SECRET", "AUTHGATE_CLIENT_SECRET_FILE", &c.ClientSecret, c.ClientSecretFile)
 	read("AUTHGATE_COOKIE_SECRET", "AUTHGATE_COOKIE_SECRET_FILE", &c.CookieSecret, c.CookieSecretFile)
+	read("AUTHGATE_REDIS_PASSWORD", "AUTHGATE_REDIS_PASSWORD_FILE", &c.RedisPassword, c.RedisPasswordFile)
 	return problems
 }
 
@@ -277,6 +290,7 @@ func (c *Config) validate() []error {
 		add("AUTHGATE_LOG_FORMAT: %q is not json or text", c.LogFormat)
 	}
 	problems = append(problems, c.validateAccess()...)
+	problems = append(problems, c.validateRedis()...)
 	// Sort for a stable message; map iteration above is random.
 	sortErrors(problems)
 	return problems
@@ -469,4 +483,43 @@ func configVariables() []configVariable {
 		vars = append(vars, configVariable{Name: name, Default: f.Tag.Get("default"), Description: f.Tag.Get("desc")})
 	}
 	return vars
+}
+
+// validateRedis checks the session store and Redis settings. The Redis
+// client itself is built by redisstore.NewClient, which checks the rest.
+func (c *Config) validateRedis() []error {
+	var problems []error
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	switch c.SessionStore {
+	case "cookie":
+	case "redis":
+		if c.RedisURL == "" && len(c.RedisAddrs) == 0 {
+			add("AUTHGATE_SESSION_STORE: redis needs AUTHGATE_REDIS_URL or AUTHGATE_REDIS_ADDRS")
+		}
+	default:
+		add("AUTHGATE_SESSION_STORE: %q is not cookie or redis", c.SessionStore)
+	}
+	if c.RedisURL != "" {
+		// Never echo the URL: it may carry a password.
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			add("AUTHGATE_REDIS_URL: not a redis:// or rediss:// URL with a host")
+		}
+		if len(c.RedisAddrs) > 0 {
+			add("AUTHGATE_REDIS_URL and AUTHGATE_REDIS_ADDRS: set one, not both")
+		}
+	}
+	if len(c.RedisAddrs) > 0 {
+		if (c.RedisSentinelMaster == "") == !c.RedisCluster {
+			add("AUTHGATE_REDIS_ADDRS: set AUTHGATE_REDIS_SENTINEL_MASTER (Sentinel) or AUTHGATE_REDIS_CLUSTER=true (Cluster), not both or neither")
+		}
+		for _, a := range c.RedisAddrs {
+			if _, _, err := net.SplitHostPort(strings.TrimSpace(a)); err != nil {
+				add("AUTHGATE_REDIS_ADDRS: %q is not host:port", a)
+			}
+		}
+	}
+	if c.RedisDB < 0 {
+		add("AUTHGATE_REDIS_DB: must not be negative")
+	}
+	return problems
 }

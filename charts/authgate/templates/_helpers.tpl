@@ -54,6 +54,15 @@ app.kubernetes.io/component: proxy
 {{- else if .Values.secret.clientSecret }}true{{ end }}
 {{- end }}
 
+{{/* authgate.redisPasswordKey: the Secret key holding AUTHGATE_REDIS_PASSWORD, or "" for none. */}}
+{{- define "authgate.redisPasswordKey" -}}
+{{- if .Values.secret.existingSecret }}
+{{- .Values.secret.redisPasswordKey }}
+{{- else if .Values.secret.redisPassword }}
+{{- default "redis-password" .Values.secret.redisPasswordKey }}
+{{- end }}
+{{- end }}
+
 {{- define "authgate.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
@@ -111,6 +120,13 @@ dict with Values, Release and restartPolicy ("Always" for a native sidecar,
         secretKeyRef:
           name: {{ include "authgate.secretName" . }}
           key: {{ $v.secret.cookieSecretKey }}
+    {{- with include "authgate.redisPasswordKey" . }}
+    - name: AUTHGATE_REDIS_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "authgate.secretName" $ }}
+          key: {{ . }}
+    {{- end }}
     {{- if $v.tls.existingSecret }}
     - name: AUTHGATE_TLS_CERT_FILE
       value: /etc/authgate/tls/tls.crt

@@ -82,6 +82,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		RedirectURL:       cfg.RedirectURL,
 		Scopes:            cfg.Scopes,
 		GroupsClaim:       cfg.GroupsClaim,
+		NeedGroups:        len(cfg.AllowedGroups) > 0,
 		HTTPClient:        idpClient,
 		Logger:            logger,
 		Now:               now,

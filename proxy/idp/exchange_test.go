@@ -184,9 +184,13 @@ func TestClaims(t *testing.T) {
 		groupsClaim  string
 		extra        map[string]any
 		userinfoOnly bool
+		groupsLater  bool // groups only in userinfo
+		needGroups   bool
 		wantGroups   []string
 		wantVerified bool
 	}{
+		{name: "groups only in userinfo, needed", groupsLater: true, needGroups: true, wantGroups: []string{"admins", "dev"}, wantVerified: true},
+		{name: "groups only in userinfo, not needed: no userinfo call", groupsLater: true, wantVerified: true},
 		{name: "groups array", wantGroups: []string{"admins", "dev"}, wantVerified: true},
 		{name: "roles as one string", groupsClaim: "roles", extra: map[string]any{"roles": "ops"}, wantGroups: []string{"ops"}, wantVerified: true},
 		{name: "roles array from userinfo", groupsClaim: "roles", userinfoOnly: true, extra: map[string]any{"roles": []string{"a", "b"}}, wantGroups: []string{"a", "b"}, wantVerified: true},
@@ -195,10 +199,10 @@ func TestClaims(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := idptest.New(t, idptest.Options{ExtraClaims: tt.extra, ClaimsInUserinfoOnly: tt.userinfoOnly})
+			s := idptest.New(t, idptest.Options{ExtraClaims: tt.extra, ClaimsInUserinfoOnly: tt.userinfoOnly, GroupsInUserinfoOnly: tt.groupsLater})
 			p := startProvider(t, idp.Options{
 				IssuerURL: s.URL, ClientID: s.ClientID, RedirectURL: testRedirectURL,
-				GroupsClaim: tt.groupsClaim, Logger: (&logBuffer{}).logger(),
+				GroupsClaim: tt.groupsClaim, NeedGroups: tt.needGroups, Logger: (&logBuffer{}).logger(),
 			})
 			ar, code := login(t, s, p)
 			_, id, err := p.Exchange(context.Background(), code, ar.CodeVerifier, ar.Nonce)

@@ -41,6 +41,10 @@ type Options struct {
 	Scopes []string
 	// GroupsClaim names the claim holding the user's groups; empty means "groups".
 	GroupsClaim string
+	// NeedGroups asks userinfo for the groups when the ID token lacks the
+	// GroupsClaim (set it when access depends on groups); false asks
+	// userinfo only for a missing email.
+	NeedGroups bool
 	// HTTPClient makes every call to the provider; nil means a client with a
 	// 10 s timeout on http.DefaultTransport.
 	HTTPClient *http.Client

@@ -88,7 +88,9 @@ func (p *Provider) Exchange(ctx context.Context, code, codeVerifier, nonce strin
 	}
 	id := claims.identity(idt.Subject, p.groupsClaim)
 	id.IssuedAt = idt.IssuedAt
-	if id.Email == "" && d.provider.UserInfoEndpoint() != "" {
+	// Userinfo costs a round trip on every login, so it is asked only for
+	// what is missing: the email, or the groups when access depends on them.
+	if (id.Email == "" || (p.needGroups && id.Groups == nil)) && d.provider.UserInfoEndpoint() != "" {
 		if err := p.addUserinfo(ctx, d, tok, id); err != nil {
 			return nil, nil, fmt.Errorf("exchange code: %w", err)
 		}

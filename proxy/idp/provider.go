@@ -36,6 +36,7 @@ type Provider struct {
 	issuer       string
 	scopes       []string
 	groupsClaim  string
+	needGroups   bool
 	retryMin     time.Duration
 	retryMax     time.Duration
 	log          *slog.Logger
@@ -106,6 +107,7 @@ func New(opts Options) (*Provider, error) {
 		issuer:       opts.IssuerURL,
 		scopes:       slices.Clone(opts.Scopes),
 		groupsClaim:  opts.GroupsClaim,
+		needGroups:   opts.NeedGroups,
 		retryMin:     opts.DiscoveryRetryMin,
 		retryMax:     opts.DiscoveryRetryMax,
 		log:          opts.Logger,

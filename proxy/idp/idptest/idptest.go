@@ -120,6 +120,9 @@ type Options struct {
 	// ClaimsInUserinfoOnly keeps email, names, groups and ExtraClaims out of
 	// the ID token, as the zitadel example OP does; userinfo has them.
 	ClaimsInUserinfoOnly bool
+	// GroupsInUserinfoOnly keeps only the groups out of ID tokens, as
+	// providers do whose group lists are too large for a token.
+	GroupsInUserinfoOnly bool
 	// ExtraClaims are added to ID tokens and userinfo answers.
 	ExtraClaims map[string]any
 	// DiscoveryFailures is how many discovery requests answer 503 before
@@ -531,6 +534,9 @@ func (s *Server) idToken(f Faults, g grant, nonce, access string) (string, error
 	claims["at_hash"] = base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
 	if !s.opts.ClaimsInUserinfoOnly {
 		s.addProfile(claims)
+		if s.opts.GroupsInUserinfoOnly {
+			delete(claims, "groups")
+		}
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {

@@ -28,8 +28,8 @@ const failedRefreshMemory = 2 * time.Second
 // the pre-refresh cookie get the refreshed session instead of redeeming a
 // refresh token that a rotating IdP has already spent.
 type refresher struct {
-	grace    time.Duration
-	now      func() time.Time
+	grace time.Duration
+	now   func() time.Time
 
 	mu    sync.Mutex
 	calls map[refreshKey]*refreshCall

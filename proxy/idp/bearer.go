@@ -180,29 +180,23 @@ type bearerVerifier struct {
 	verifier *oidc.IDTokenVerifier
 }
 
-// bearerVerifiers holds one bearerVerifier per discovery result. A
-// Provider is discovered once, so this holds one entry per Provider that
-// has verified a bearer token. (It lives here rather than in discovered
-// because provider.go builds that; moving it there is a one-line change.)
-var bearerVerifiers sync.Map // *discovered → *bearerVerifier
-
+// bearerVerifier returns the discovery result's bearer verifier, built on
+// first use (most deployments never verify a bearer token).
 func (p *Provider) bearerVerifier(d *discovered, algs []string) *bearerVerifier {
-	if v, ok := bearerVerifiers.Load(d); ok {
-		return v.(*bearerVerifier)
-	}
-	keys := &bearerKeys{url: d.meta.JWKSURI, client: p.apiClient, now: p.now}
-	for _, a := range algs {
-		keys.algs = append(keys.algs, jose.SignatureAlgorithm(a))
-	}
-	v := &bearerVerifier{verifier: oidc.NewVerifier(p.issuer, keys, &oidc.Config{
-		// The audience is checked against the configured list afterwards:
-		// a bearer token is meant for an API, not for authgate's client.
-		SkipClientIDCheck:    true,
-		SupportedSigningAlgs: algs,
-		Now:                  p.now,
-	})}
-	actual, _ := bearerVerifiers.LoadOrStore(d, v)
-	return actual.(*bearerVerifier)
+	d.bearerOnce.Do(func() {
+		keys := &bearerKeys{url: d.meta.JWKSURI, client: p.apiClient, now: p.now}
+		for _, a := range algs {
+			keys.algs = append(keys.algs, jose.SignatureAlgorithm(a))
+		}
+		d.bearer = &bearerVerifier{verifier: oidc.NewVerifier(p.issuer, keys, &oidc.Config{
+			// The audience is checked against the configured list afterwards:
+			// a bearer token is meant for an API, not for authgate's client.
+			SkipClientIDCheck:    true,
+			SupportedSigningAlgs: algs,
+			Now:                  p.now,
+		})}
+	})
+	return d.bearer
 }
 
 // bearerNote carries, for one verification, what the key set learnt past

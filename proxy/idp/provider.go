@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,13 +55,17 @@ type Provider struct {
 }
 
 // discovered is everything learnt from the discovery document; it is built
-// once and never modified.
+// once and never modified, except for the bearer verifier, built on first
+// use under bearerOnce.
 type discovered struct {
 	provider    *oidc.Provider
 	verifier    *oidc.IDTokenVerifier
 	oauth       *oauth2.Config
 	meta        metadata
 	revokeStyle oauth2.AuthStyle
+
+	bearerOnce sync.Once
+	bearer     *bearerVerifier
 }
 
 // metadata holds the discovery fields go-oidc does not expose

@@ -65,6 +65,7 @@ type caseResult struct {
 	targets                   []string
 	skipped                   string
 	runs                      []runResult
+	loadAvg                   string // /proc/loadavg when the case started
 }
 
 // cases builds the selected cases, in order.
@@ -379,7 +380,7 @@ func (b *bench) waitForRefresh(ctx context.Context, url, cookie string) error {
 
 // runCase checks and warms up every target, then alternates measured runs.
 func (b *bench) runCase(ctx context.Context, c *benchCase) *caseResult {
-	cr := &caseResult{name: c.name, title: c.title, load: c.load, opName: c.opName}
+	cr := &caseResult{name: c.name, title: c.title, load: c.load, opName: c.opName, loadAvg: loadAverage()}
 	for _, t := range c.targets {
 		cr.targets = append(cr.targets, t.name)
 	}

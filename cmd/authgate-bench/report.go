@@ -159,7 +159,8 @@ func (r *report) renderTargets(w io.Writer) {
 			p("| %s | no successful run | not measured |\n", label)
 		default:
 			q := ratio(a.rate, b.rate)
-			p("| %s | %.3f× (%s vs %s req/s) | %s |\n", label, q, num(a.rate), num(b.rate), verdict(q >= want))
+			p("| %s | %.3f× (%s vs %s req/s); requests per CPU-second %.3f× (%.1f vs %.1f µs CPU per request) | %s |\n",
+				label, q, num(a.rate), num(b.rate), ratio(b.cpu, a.cpu), a.cpu, b.cpu, verdict(q >= want))
 		}
 	}
 	ratioRow(caseCookie, fmt.Sprintf("authenticated req/s, cookie store ≥ %.2f × bare", targetCookieRatio), targetCookieRatio)
@@ -274,22 +275,23 @@ func verdict(ok bool) string {
 func (r *report) renderSummary(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("## Summary\n\nMedians of %d runs per target. Rates are operations per second (requests, or logins for the login case).\n\n", r.cfg.runs)
-	p("| case | A ops/s | B ops/s | A/B | p50 µs A / B | p99 µs A / B | CPU µs/op A / B | peak RSS MiB A / B | new upstream conns/op A / B | IdP calls/op (A) |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	p("| case | A ops/s | B ops/s | A/B | p50 µs A / B | p99 µs A / B | CPU µs/op A / B | ops per CPU-s A/B | peak RSS MiB A / B | new upstream conns/op A / B | IdP calls/op (A) |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, c := range r.cases {
 		if c.skipped != "" {
-			p("| %s | %s | | | | | | | | |\n", c.name, mdEscape(c.skipped))
+			p("| %s | %s | | | | | | | | | |\n", c.name, mdEscape(c.skipped))
 			continue
 		}
 		a, okA := c.summary(targetAuthgate)
 		b, okB := c.summary(targetBare)
 		if !okA {
-			p("| %s | no successful authgate run | | | | | | | | |\n", c.name)
+			p("| %s | no successful authgate run | | | | | | | | | |\n", c.name)
 			continue
 		}
-		bRate, q, bP50, bP99, bCPU, bRSS, bConn := "–", "–", "–", "–", "–", "–", "–"
+		bRate, q, bP50, bP99, bCPU, bRSS, bConn, eff := "–", "–", "–", "–", "–", "–", "–", "–"
 		if okB {
 			bRate, q = num(b.rate), fmt.Sprintf("%.2f", ratio(a.rate, b.rate))
+			eff = fmt.Sprintf("%.2f", ratio(b.cpu, a.cpu))
 			bP50, bP99, bCPU = fmt.Sprintf("%.0f", b.p50), fmt.Sprintf("%.0f", b.p99), fmt.Sprintf("%.1f", b.cpu)
 			bRSS, bConn = fmt.Sprintf("%.1f", b.rss), fmt.Sprintf("%.4f", b.conn)
 		}
@@ -297,8 +299,8 @@ func (r *report) renderSummary(w io.Writer) {
 		if !math.IsNaN(a.auxCPU) {
 			cpu += fmt.Sprintf(" (+%.1f redis-server)", a.auxCPU)
 		}
-		p("| %s | %s | %s | %s | %.0f / %s | %.0f / %s | %s / %s | %.1f / %s | %.4f / %s | %s |\n",
-			c.name, num(a.rate), bRate, q, a.p50, bP50, a.p99, bP99, cpu, bCPU, a.rss, bRSS, a.conn, bConn, idpText(a.idpPerOp))
+		p("| %s | %s | %s | %s | %.0f / %s | %.0f / %s | %s / %s | %s | %.1f / %s | %.4f / %s | %s |\n",
+			c.name, num(a.rate), bRate, q, a.p50, bP50, a.p99, bP99, cpu, bCPU, eff, a.rss, bRSS, a.conn, bConn, idpText(a.idpPerOp))
 	}
 	p("\nCases:\n\n")
 	for _, c := range r.cases {
@@ -306,7 +308,11 @@ func (r *report) renderSummary(w io.Writer) {
 		if load == "" {
 			load = "–"
 		}
-		p("- **%s**: %s. Load: %s.\n", c.name, c.title, mdEscape(load))
+		p("- **%s**: %s. Load: %s.", c.name, c.title, mdEscape(load))
+		if c.loadAvg != "" {
+			p(" Load average when it started: %s.", c.loadAvg)
+		}
+		p("\n")
 	}
 	p("\n")
 }
@@ -410,6 +416,10 @@ func (r *report) renderMethod(w io.Writer) {
 - **Everything shares one machine**: wrk, the Go clients of the login and refresh cases, the demo IdP
   (inside the benchmark process), the upstream, the bare proxy and authgate. The runs alternate A B A B
   so that background load (see the load averages) hits both sides alike; medians damp what is left.
+- **Throughput needs a quiet machine; CPU per operation does not.** When other work takes the CPUs
+  (see the load averages, taken at the start of each case), requests per second fall for both sides and
+  swing between runs, while CPU µs per operation of each process stays put: "ops per CPU-s A/B" (B's CPU
+  per op over A's) is then the better estimate of the ratio a quiet machine would show.
 - **CPU µs/op** is the process's utime + stime from `+"`/proc/<pid>/stat`"+` over the run, divided by the
   operations the load generator completed. The clock tick is 10 ms, so a 5 s run is exact to well under 1 %.
   For the Redis case the redis-server's own CPU is shown in parentheses.

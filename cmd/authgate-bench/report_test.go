@@ -73,8 +73,8 @@ func TestRenderTargets(t *testing.T) {
 		authP50us int
 		want      []string
 	}{
-		{"met", 9500, 110, []string{"| 0.950× (9,500 vs 10,000 req/s) | met |", "| +10 µs (p50 110 vs 100 µs; p99 440 vs 400 µs; median of the 1 paired differences +10 µs) | met |"}},
-		{"missed", 8900, 126, []string{"| 0.890× (8,900 vs 10,000 req/s) | **missed** |", "| +26 µs (p50 126 vs 100 µs; p99 504 vs 400 µs; median of the 1 paired differences +26 µs) | **missed** |"}},
+		{"met", 9500, 110, []string{"| 0.950× (9,500 vs 10,000 req/s); requests per CPU-second 1.000× (100.0 vs 100.0 µs CPU per request) | met |", "| +10 µs (p50 110 vs 100 µs; p99 440 vs 400 µs; median of the 1 paired differences +10 µs) | met |"}},
+		{"missed", 8900, 126, []string{"| 0.890× (8,900 vs 10,000 req/s); requests per CPU-second 1.000× (100.0 vs 100.0 µs CPU per request) | **missed** |", "| +26 µs (p50 126 vs 100 µs; p99 504 vs 400 µs; median of the 1 paired differences +26 µs) | **missed** |"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

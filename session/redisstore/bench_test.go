@@ -5,13 +5,15 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/internal/redistest"
 )
 
 // BenchmarkLoad measures one Load (ticket open, GET over loopback, session
 // open and decode) against a real redis-server.
 func BenchmarkLoad(b *testing.B) {
-	srv := startRedis(b)
-	st := newStore(b, srv.storeClient(b), nil)
+	srv := redistest.Start(b)
+	st := newStore(b, storeClient(b, srv), nil)
 	cookies := save(b, st, testSession("bench", time.Now()), nil)
 	r := request(cookies)
 	b.ReportAllocs()
@@ -25,8 +27,8 @@ func BenchmarkLoad(b *testing.B) {
 // BenchmarkSaveRefresh measures a refresh Save that reuses the ticket:
 // two index updates and one SET XX, no cookie.
 func BenchmarkSaveRefresh(b *testing.B) {
-	srv := startRedis(b)
-	st := newStore(b, srv.storeClient(b), nil)
+	srv := redistest.Start(b)
+	st := newStore(b, storeClient(b, srv), nil)
 	s := testSession("bench", time.Now())
 	cookies := save(b, st, s, nil)
 	r := request(cookies)
@@ -41,8 +43,8 @@ func BenchmarkSaveRefresh(b *testing.B) {
 
 // BenchmarkLockRefresh measures taking and releasing the refresh lock.
 func BenchmarkLockRefresh(b *testing.B) {
-	srv := startRedis(b)
-	st := newStore(b, srv.storeClient(b), nil)
+	srv := redistest.Start(b)
+	st := newStore(b, storeClient(b, srv), nil)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

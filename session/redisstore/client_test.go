@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authgate/authgate/internal/redistest"
 )
 
 const testPassword = "hunter2-secret"
@@ -112,17 +114,17 @@ func TestNewClientDefaults(t *testing.T) {
 }
 
 func TestNewClientAuthAndDB(t *testing.T) {
-	srv := startRedis(t, "--requirepass", testPassword)
+	srv := redistest.Start(t, "--requirepass", testPassword)
 	ctx := context.Background()
 	tests := []struct {
 		name    string
 		o       ClientOptions
 		wantErr bool
 	}{
-		{name: "password in url", o: ClientOptions{URL: "redis://:" + testPassword + "@" + srv.addr() + "/3"}},
-		{name: "password on its own", o: ClientOptions{URL: "redis://" + srv.addr() + "/3", Password: testPassword}},
-		{name: "acl default user", o: ClientOptions{URL: "redis://default@" + srv.addr() + "/3", Password: testPassword}},
-		{name: "wrong password", o: ClientOptions{URL: "redis://" + srv.addr() + "/3", Password: "wrong-" + testPassword}, wantErr: true},
+		{name: "password in url", o: ClientOptions{URL: "redis://:" + testPassword + "@" + srv.Addr() + "/3"}},
+		{name: "password on its own", o: ClientOptions{URL: "redis://" + srv.Addr() + "/3", Password: testPassword}},
+		{name: "acl default user", o: ClientOptions{URL: "redis://default@" + srv.Addr() + "/3", Password: testPassword}},
+		{name: "wrong password", o: ClientOptions{URL: "redis://" + srv.Addr() + "/3", Password: "wrong-" + testPassword}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,7 +148,7 @@ func TestNewClientAuthAndDB(t *testing.T) {
 			}
 			// The key went to database 3, not 0.
 			for db, want := range map[int]int64{0: 0, 3: 1} {
-				raw := redis.NewClient(&redis.Options{Addr: srv.addr(), Password: testPassword, DB: db})
+				raw := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: testPassword, DB: db})
 				got := raw.Exists(ctx, "k-"+tt.name).Val()
 				raw.Close()
 				if got != want {
@@ -160,12 +162,11 @@ func TestNewClientAuthAndDB(t *testing.T) {
 func TestNewClientTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca, certFile, keyFile, caFile := writeTestCert(t, dir)
-	srv := &redisServer{
-		args: []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--port", "0",
+	srv := redistest.StartWith(t, redistest.Options{
+		Args: []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--port", "0",
 			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no"},
-		tls: &tls.Config{RootCAs: ca},
-	}
-	startServer(t, srv)
+		TLS: &tls.Config{RootCAs: ca},
+	})
 	ctx := context.Background()
 
 	tests := []struct {
@@ -173,9 +174,9 @@ func TestNewClientTLS(t *testing.T) {
 		o       ClientOptions
 		wantErr bool
 	}{
-		{name: "private ca", o: ClientOptions{URL: "rediss://" + srv.addr(), TLS: &tls.Config{RootCAs: ca}}},
-		{name: "system roots", o: ClientOptions{URL: "rediss://" + srv.addr()}, wantErr: true},
-		{name: "plain text to tls port", o: ClientOptions{URL: "redis://" + srv.addr()}, wantErr: true},
+		{name: "private ca", o: ClientOptions{URL: "rediss://" + srv.Addr(), TLS: &tls.Config{RootCAs: ca}}},
+		{name: "system roots", o: ClientOptions{URL: "rediss://" + srv.Addr()}, wantErr: true},
+		{name: "plain text to tls port", o: ClientOptions{URL: "redis://" + srv.Addr()}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

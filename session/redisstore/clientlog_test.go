@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/authgate/authgate/internal/redistest"
 )
 
 func TestSetClientLogger(t *testing.T) {
@@ -13,7 +15,7 @@ func TestSetClientLogger(t *testing.T) {
 	SetClientLogger(newLogger(&logs))
 	t.Cleanup(func() { SetClientLogger(slog.New(slog.DiscardHandler)) })
 
-	port := freePort(t) // nothing listens there
+	port := redistest.FreePort(t) // nothing listens there
 	c, err := NewClient(ClientOptions{URL: "redis://:" + testPassword + "@127.0.0.1:" + strconv.Itoa(port)})
 	if err != nil {
 		t.Fatal(err)

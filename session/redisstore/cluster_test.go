@@ -6,58 +6,22 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/authgate/authgate/internal/redistest"
 	"github.com/authgate/authgate/session"
 )
 
-// startCluster starts three master nodes on loopback and joins them into
-// one cluster with redis-cli, waiting until every node reports it ok.
-func startCluster(t *testing.T) []*redisServer {
-	t.Helper()
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("redis-cli not found (apt-get install -y redis-server): %v", err)
-	}
-	var nodes []*redisServer
-	args := []string{"--cluster", "create"}
-	for range 3 {
-		dir := t.TempDir()
-		n := startServer(t, &redisServer{dir: dir, args: []string{
-			"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-node-timeout", "1000",
-		}})
-		nodes = append(nodes, n)
-		args = append(args, n.addr())
-	}
-	out, err := exec.Command(cli, append(args, "--cluster-yes")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	ctx := context.Background()
-	for _, n := range nodes {
-		raw := n.client(t)
-		eventually(t, 30*time.Second, "cluster_state:ok on "+n.addr(), func() bool {
-			return strings.Contains(raw.ClusterInfo(ctx).Val(), "cluster_state:ok")
-		})
-	}
-	return nodes
-}
-
 func TestCluster(t *testing.T) {
-	nodes := startCluster(t)
+	nodes := redistest.StartCluster(t, 3)
 	ctx := context.Background()
 	clk := newClock()
 	var addrs []string
 	for _, n := range nodes {
-		addrs = append(addrs, n.addr())
+		addrs = append(addrs, n.Addr())
 	}
 	newClusterStore := func(o ClientOptions) *Store {
 		c, err := NewClient(o)
@@ -89,8 +53,8 @@ func TestCluster(t *testing.T) {
 		cookies[i] = save(t, a, s, nil)
 	}
 	for _, node := range nodes {
-		if k := node.client(t).DBSize(ctx).Val(); k == 0 {
-			t.Errorf("node %s holds no keys, want sessions spread over every node", node.addr())
+		if k := rawClient(t, node).DBSize(ctx).Val(); k == 0 {
+			t.Errorf("node %s holds no keys, want sessions spread over every node", node.Addr())
 		}
 	}
 	for i, s := range sessions {
@@ -147,11 +111,11 @@ func TestCluster(t *testing.T) {
 	done := make(chan struct{})
 	go func() { revB.Run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, feedWait, "feed healthy", revB.Healthy)
+	redistest.Eventually(t, feedWait, "feed healthy", revB.Healthy)
 	if err := revA.Publish(ctx, session.Revocation{SessionID: "x", Until: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
-	eventually(t, feedWait, "revocation delivered", func() bool { return listB.Revoked(&session.Session{ID: "x"}) })
+	redistest.Eventually(t, feedWait, "revocation delivered", func() bool { return listB.Revoked(&session.Session{ID: "x"}) })
 
 	// One master dies (no replica to fail over to): readiness fails and
 	// no load reports a session as missing.
@@ -159,7 +123,7 @@ func TestCluster(t *testing.T) {
 	for i := range n {
 		live[i] = save(t, a, testSession(fmt.Sprintf("d%02d", i), clk.Now()), nil)
 	}
-	nodes[2].kill()
+	nodes[2].Kill()
 	if err := a.Ping(ctx); err == nil {
 		t.Error("Ping with a master down = nil, want an error")
 	}

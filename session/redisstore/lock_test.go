@@ -14,13 +14,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/authgate/authgate/internal/redistest"
 	"github.com/authgate/authgate/session"
 )
 
 func TestLockRefreshOneWinner(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	replicas := []*Store{newStore(t, srv.storeClient(t), clk.Now), newStore(t, srv.storeClient(t), clk.Now)}
+	replicas := []*Store{newStore(t, storeClient(t, srv), clk.Now), newStore(t, storeClient(t, srv), clk.Now)}
 	ctx := context.Background()
 
 	const n = 16
@@ -62,11 +63,11 @@ func TestLockRefreshOneWinner(t *testing.T) {
 }
 
 func TestUnlockKeepsOthersLock(t *testing.T) {
-	srv := startRedis(t)
-	raw := srv.client(t)
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
 	clk := newClock()
-	a := newStore(t, srv.storeClient(t), clk.Now)
-	b := newStore(t, srv.storeClient(t), clk.Now)
+	a := newStore(t, storeClient(t, srv), clk.Now)
+	b := newStore(t, storeClient(t, srv), clk.Now)
 	ctx := context.Background()
 
 	unlockA, ok, err := a.LockRefresh(ctx, "sess", time.Minute)
@@ -88,8 +89,8 @@ func TestUnlockKeepsOthersLock(t *testing.T) {
 }
 
 func TestLockRefreshErrors(t *testing.T) {
-	srv := startRedis(t)
-	st := newStore(t, srv.storeClient(t), nil)
+	srv := redistest.Start(t)
+	st := newStore(t, storeClient(t, srv), nil)
 	tests := []struct {
 		name string
 		id   string
@@ -109,8 +110,8 @@ func TestLockRefreshErrors(t *testing.T) {
 }
 
 func TestWaitForRefresh(t *testing.T) {
-	srv := startRedis(t)
-	raw := srv.client(t)
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
 	clk := newClock()
 	ctx := context.Background()
 
@@ -131,7 +132,7 @@ func TestWaitForRefresh(t *testing.T) {
 			holder: func(t *testing.T, a *Store, s *session.Session, cookies []*http.Cookie, unlock func()) {
 				// Let the waiter poll twice first, so it has to notice a
 				// change rather than find it on its first read.
-				eventually(t, 10*time.Second, "waiter polls twice", func() bool {
+				redistest.Eventually(t, 10*time.Second, "waiter polls twice", func() bool {
 					return lockPolls(raw) >= 2
 				})
 				next := *s
@@ -185,8 +186,8 @@ func TestWaitForRefresh(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := newStore(t, srv.storeClient(t), clk.Now)
-			b := newStore(t, srv.storeClient(t), clk.Now)
+			a := newStore(t, storeClient(t, srv), clk.Now)
+			b := newStore(t, storeClient(t, srv), clk.Now)
 			raw.ConfigResetStat(ctx)
 			s := testSession("w-"+tt.name[:4], clk.Now())
 			cookies := save(t, a, s, nil)
@@ -211,9 +212,9 @@ func TestWaitForRefresh(t *testing.T) {
 }
 
 func TestWaitForRefreshContext(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	s := testSession("ctx", clk.Now())
 	cookies := save(t, st, s, nil)
 	if _, ok, err := st.LockRefresh(context.Background(), s.ID, time.Minute); !ok || err != nil {
@@ -230,10 +231,10 @@ func TestWaitForRefreshContext(t *testing.T) {
 }
 
 func TestClaimJTI(t *testing.T) {
-	srv := startRedis(t)
-	raw := srv.client(t)
-	a := newStore(t, srv.storeClient(t), nil)
-	b := newStore(t, srv.storeClient(t), nil)
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
+	a := newStore(t, storeClient(t, srv), nil)
+	b := newStore(t, storeClient(t, srv), nil)
 	ctx := context.Background()
 
 	tests := []struct {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/internal/redistest"
 	"github.com/authgate/authgate/session"
 )
 
@@ -44,14 +45,14 @@ func startReplica(t *testing.T, addr string) *replica {
 		<-r.done
 		c.Close()
 	})
-	eventually(t, feedWait, "revocation feed healthy", r.rev.Healthy)
+	redistest.Eventually(t, feedWait, "revocation feed healthy", r.rev.Healthy)
 	return r
 }
 
 func TestRevocationsShared(t *testing.T) {
-	srv := startRedis(t)
-	a := startReplica(t, srv.addr())
-	b := startReplica(t, srv.addr())
+	srv := redistest.Start(t)
+	a := startReplica(t, srv.Addr())
+	b := startReplica(t, srv.Addr())
 	ctx := context.Background()
 	now := time.Now()
 	until := now.Add(time.Hour)
@@ -79,7 +80,7 @@ func TestRevocationsShared(t *testing.T) {
 			if !a.list.Revoked(tt.s) {
 				t.Error("publisher's own list does not hold the revocation at once")
 			}
-			eventually(t, feedWait, "other replica revokes", func() bool { return b.list.Revoked(tt.s) })
+			redistest.Eventually(t, feedWait, "other replica revokes", func() bool { return b.list.Revoked(tt.s) })
 		})
 	}
 	later := &session.Session{ID: "s4", Subject: "alice", IssuedAt: now.Add(time.Minute)}
@@ -89,10 +90,10 @@ func TestRevocationsShared(t *testing.T) {
 }
 
 func TestRevocationsLoadedAtStart(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	ctx := context.Background()
 	now := time.Now()
-	pub := NewRevocations(srv.storeClient(t), session.NewRevocationList(nil), "", nil)
+	pub := NewRevocations(storeClient(t, srv), session.NewRevocationList(nil), "", nil)
 	revs := []session.Revocation{
 		{SessionID: "gone", Until: now.Add(time.Hour)},
 		{Subject: "bob", IssuedBefore: now, Until: now.Add(time.Hour)},
@@ -104,11 +105,11 @@ func TestRevocationsLoadedAtStart(t *testing.T) {
 			t.Fatalf("Publish = %v", err)
 		}
 	}
-	if n := srv.client(t).ZCard(ctx, DefaultPrefix+"revocations").Val(); n != 2 {
+	if n := rawClient(t, srv).ZCard(ctx, DefaultPrefix+"revocations").Val(); n != 2 {
 		t.Errorf("stored revocations = %d, want 2", n)
 	}
 
-	r := startReplica(t, srv.addr())
+	r := startReplica(t, srv.Addr())
 	for _, s := range []*session.Session{{ID: "gone"}, {ID: "x", Subject: "bob", IssuedAt: now}} {
 		if !r.list.Revoked(s) {
 			t.Errorf("Revoked(%+v) = false after start, want true", s)
@@ -120,15 +121,15 @@ func TestRevocationsLoadedAtStart(t *testing.T) {
 }
 
 func TestRevocationsSurviveOutage(t *testing.T) {
-	srv := startRedis(t)
-	p := startTCPProxy(t, srv.addr())
-	a := startReplica(t, srv.addr())
+	srv := redistest.Start(t)
+	p := startTCPProxy(t, srv.Addr())
+	a := startReplica(t, srv.Addr())
 	b := startReplica(t, p.addr()) // b reaches Redis through a link we can cut
 	ctx := context.Background()
 	now := time.Now()
 
 	p.cut()
-	eventually(t, feedWait, "feed notices the cut", func() bool { return !b.rev.Healthy() })
+	redistest.Eventually(t, feedWait, "feed notices the cut", func() bool { return !b.rev.Healthy() })
 	// Published while b cannot hear it.
 	if err := a.rev.Publish(ctx, session.Revocation{SessionID: "during-outage", Until: now.Add(time.Hour)}); err != nil {
 		t.Fatalf("Publish = %v", err)
@@ -137,14 +138,14 @@ func TestRevocationsSurviveOutage(t *testing.T) {
 		t.Fatal("b learned the revocation through a cut link")
 	}
 	p.restore()
-	eventually(t, feedWait, "b reloads after reconnecting", func() bool {
+	redistest.Eventually(t, feedWait, "b reloads after reconnecting", func() bool {
 		return b.list.Revoked(&session.Session{ID: "during-outage"})
 	})
-	eventually(t, feedWait, "b healthy again", b.rev.Healthy)
+	redistest.Eventually(t, feedWait, "b healthy again", b.rev.Healthy)
 	if err := a.rev.Publish(ctx, session.Revocation{SessionID: "after", Until: now.Add(time.Hour)}); err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
-	eventually(t, feedWait, "b receives after reconnecting", func() bool {
+	redistest.Eventually(t, feedWait, "b receives after reconnecting", func() bool {
 		return b.list.Revoked(&session.Session{ID: "after"})
 	})
 	if !strings.Contains(b.logs.String(), "revocation feed interrupted") {
@@ -153,10 +154,10 @@ func TestRevocationsSurviveOutage(t *testing.T) {
 }
 
 func TestRevocationsIgnoreMalformed(t *testing.T) {
-	srv := startRedis(t)
-	r := startReplica(t, srv.addr())
+	srv := redistest.Start(t)
+	r := startReplica(t, srv.Addr())
 	ctx := context.Background()
-	raw := srv.client(t)
+	raw := rawClient(t, srv)
 	if err := raw.Publish(ctx, DefaultPrefix+"revocations", "{not json").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestRevocationsIgnoreMalformed(t *testing.T) {
 	if err := pub.Publish(ctx, session.Revocation{SessionID: "ok", Until: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, feedWait, "valid revocation after a malformed one", func() bool {
+	redistest.Eventually(t, feedWait, "valid revocation after a malformed one", func() bool {
 		return r.list.Revoked(&session.Session{ID: "ok"})
 	})
 	if !strings.Contains(r.logs.String(), "ignore malformed revocation message") {
@@ -173,12 +174,12 @@ func TestRevocationsIgnoreMalformed(t *testing.T) {
 }
 
 func TestRevocationsRunStops(t *testing.T) {
-	srv := startRedis(t)
-	rev := NewRevocations(srv.storeClient(t), session.NewRevocationList(nil), "x:", nil)
+	srv := redistest.Start(t)
+	rev := NewRevocations(storeClient(t, srv), session.NewRevocationList(nil), "x:", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { rev.Run(ctx); close(done) }()
-	eventually(t, feedWait, "healthy", rev.Healthy)
+	redistest.Eventually(t, feedWait, "healthy", rev.Healthy)
 	cancel()
 	select {
 	case <-done:
@@ -290,10 +291,10 @@ func (p *tcpProxy) restore() {
 }
 
 func TestPublishWithRedisDown(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	list := session.NewRevocationList(nil)
-	rev := NewRevocations(srv.storeClient(t), list, "", nil)
-	srv.kill()
+	rev := NewRevocations(storeClient(t, srv), list, "", nil)
+	srv.Kill()
 	s := &session.Session{ID: "local"}
 	err := rev.Publish(context.Background(), session.Revocation{SessionID: s.ID, Until: time.Now().Add(time.Hour)})
 	if err == nil {

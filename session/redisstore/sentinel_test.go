@@ -2,14 +2,11 @@ package redisstore
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/authgate/authgate/internal/redistest"
 )
 
 // failoverWait bounds a Sentinel failover: down-after 300 ms, then
@@ -17,31 +14,10 @@ import (
 const failoverWait = 30 * time.Second
 
 func TestSentinelFailover(t *testing.T) {
-	// No 5 s wait for more replicas before a diskless full sync.
-	master := startRedis(t, "--repl-diskless-sync-delay", "0")
-	replica := startRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	set := redistest.StartSentinels(t)
 	ctx := context.Background()
-	rawReplica := replica.client(t)
-	eventually(t, failoverWait, "replica linked to master", func() bool {
-		return strings.Contains(rawReplica.Info(ctx, "replication").Val(), "master_link_status:up")
-	})
-	sentinel := startSentinel(t, master)
-	rawSentinel := redis.NewSentinelClient(&redis.Options{Addr: sentinel.addr()})
-	t.Cleanup(func() { rawSentinel.Close() })
-	eventually(t, failoverWait, "sentinel sees the replica", func() bool {
-		replicas, err := rawSentinel.Replicas(ctx, "m").Result()
-		if err != nil {
-			return false
-		}
-		for _, r := range replicas {
-			if r["port"] == strconv.Itoa(replica.port) && r["flags"] == "slave" {
-				return true
-			}
-		}
-		return false
-	})
 
-	c, err := NewClient(ClientOptions{Addrs: []string{sentinel.addr()}, SentinelMaster: "m"})
+	c, err := NewClient(ClientOptions{Addrs: []string{set.Sentinel.Addr()}, SentinelMaster: set.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,23 +29,19 @@ func TestSentinelFailover(t *testing.T) {
 	if err := st.Ping(ctx); err != nil {
 		t.Fatalf("Ping = %v", err)
 	}
-	// The write must reach the replica before the master dies (Redis
-	// replication is asynchronous: WAIT makes it synchronous here).
-	if n, err := c.Do(ctx, "WAIT", 1, 5000).Int(); n < 1 || err != nil {
-		t.Fatalf("WAIT = %d, %v; want 1 replica", n, err)
-	}
+	// The write must reach the replica before the master dies.
+	set.Replicate(t)
 
-	master.kill()
+	set.Master.Kill()
 	start := time.Now()
-	eventually(t, failoverWait, "Load after failover", func() bool {
+	redistest.Eventually(t, failoverWait, "Load after failover", func() bool {
 		_, err := load(st, cookies)
 		return err == nil
 	})
 	t.Logf("sessions readable %v after the master died", time.Since(start).Round(time.Millisecond))
 
-	addr, err := rawSentinel.GetMasterAddrByName(ctx, "m").Result()
-	if err != nil || fmt.Sprint(addr) != fmt.Sprint([]string{"127.0.0.1", strconv.Itoa(replica.port)}) {
-		t.Errorf("master after failover = %v, %v; want the replica on port %d", addr, err, replica.port)
+	if addr, err := set.MasterAddr(); addr != set.Replica.Addr() || err != nil {
+		t.Errorf("master after failover = %q, %v; want the replica %s", addr, err, set.Replica.Addr())
 	}
 	got, err := load(st, cookies)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/authgate/authgate/internal/redistest"
 	"github.com/authgate/authgate/session"
 )
 
@@ -104,9 +105,9 @@ func sameSession(t testing.TB, got, want *session.Session) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	want := testSession("s1", clk.Now())
 
 	cookies := save(t, st, want, nil)
@@ -130,10 +131,10 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestReplicasShareSessions(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	a := newStore(t, srv.storeClient(t), clk.Now)
-	b := newStore(t, srv.storeClient(t), clk.Now)
+	a := newStore(t, storeClient(t, srv), clk.Now)
+	b := newStore(t, storeClient(t, srv), clk.Now)
 	s := testSession("shared", clk.Now())
 
 	cookies := save(t, a, s, nil)
@@ -159,9 +160,9 @@ func TestReplicasShareSessions(t *testing.T) {
 }
 
 func TestRedisHoldsNoSecrets(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	s := testSession("dumped", clk.Now())
 	cookies := save(t, st, s, nil)
 	if _, ok, err := st.LockRefresh(context.Background(), s.ID, time.Minute); !ok || err != nil {
@@ -173,7 +174,7 @@ func TestRedisHoldsNoSecrets(t *testing.T) {
 
 	// Dump every key name and value the way an attacker with read access
 	// would.
-	raw := srv.client(t)
+	raw := rawClient(t, srv)
 	ctx := context.Background()
 	keys, err := raw.Keys(ctx, "*").Result()
 	if err != nil {
@@ -212,17 +213,17 @@ func TestRedisHoldsNoSecrets(t *testing.T) {
 }
 
 func TestLoadNotFound(t *testing.T) {
-	srv := startRedis(t)
-	raw := srv.client(t)
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	ctx := context.Background()
 	a := testSession("a", clk.Now())
 	b := testSession("b", clk.Now())
 	aCookies := save(t, st, a, nil)
 	bCookies := save(t, st, b, nil)
 
-	other, err := New(Options{Client: srv.storeClient(t), Keys: otherKeys, Now: clk.Now})
+	other, err := New(Options{Client: storeClient(t, srv), Keys: otherKeys, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,9 +287,9 @@ func TestLoadNotFound(t *testing.T) {
 }
 
 func TestLoadExpired(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	s := testSession("e", clk.Now())
 	cookies := save(t, st, s, nil)
 	clk.Add(time.Hour)
@@ -298,10 +299,10 @@ func TestLoadExpired(t *testing.T) {
 }
 
 func TestTTLFollowsSession(t *testing.T) {
-	srv := startRedis(t)
-	raw := srv.client(t)
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	ctx := context.Background()
 
 	s := testSession("ttl", clk.Now())
@@ -338,9 +339,9 @@ func TestTTLFollowsSession(t *testing.T) {
 }
 
 func TestSaveCookie(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	s := testSession("c", clk.Now())
 	first := save(t, st, s, nil)
 
@@ -377,9 +378,9 @@ func TestSaveCookie(t *testing.T) {
 }
 
 func TestRefreshDoesNotResurrect(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	s := testSession("r", clk.Now())
 	cookies := save(t, st, s, nil)
 
@@ -399,10 +400,10 @@ func TestRefreshDoesNotResurrect(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
-	srv := startRedis(t)
-	raw := srv.client(t)
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	ctx := context.Background()
 
 	tests := []struct {
@@ -446,10 +447,10 @@ func TestDelete(t *testing.T) {
 }
 
 func TestDeleteByIndex(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	a := newStore(t, srv.storeClient(t), clk.Now)
-	b := newStore(t, srv.storeClient(t), clk.Now)
+	a := newStore(t, storeClient(t, srv), clk.Now)
+	b := newStore(t, storeClient(t, srv), clk.Now)
 	ctx := context.Background()
 	now := clk.Now()
 
@@ -530,10 +531,10 @@ func TestDeleteByIndex(t *testing.T) {
 }
 
 func TestIndexDropsExpiredEntries(t *testing.T) {
-	srv := startRedis(t)
-	raw := srv.client(t)
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	ctx := context.Background()
 
 	old := testSession("old", clk.Now())
@@ -551,8 +552,8 @@ func TestIndexDropsExpiredEntries(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	srv := startRedis(t)
-	c := srv.storeClient(t)
+	srv := redistest.Start(t)
+	c := storeClient(t, srv)
 	tests := []struct {
 		name string
 		o    Options
@@ -574,9 +575,9 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestSaveErrors(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newClock()
-	st := newStore(t, srv.storeClient(t), clk.Now)
+	st := newStore(t, storeClient(t, srv), clk.Now)
 	noExpiry := testSession("x", clk.Now())
 	noExpiry.ExpiresAt = time.Time{}
 	tests := []struct {
@@ -602,10 +603,10 @@ func TestSaveErrors(t *testing.T) {
 }
 
 func TestRedisOutage(t *testing.T) {
-	srv := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	clk := newClock()
 	var logs syncBuffer
-	c := srv.storeClient(t)
+	c := storeClient(t, srv)
 	st, err := New(Options{Client: c, Keys: testKeys, Now: clk.Now, Logger: newLogger(&logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -614,7 +615,7 @@ func TestRedisOutage(t *testing.T) {
 	cookies := save(t, st, s, nil)
 	ctx := context.Background()
 
-	srv.kill()
+	srv.Kill()
 
 	start := time.Now()
 	got, err := load(st, cookies)
@@ -650,9 +651,9 @@ func TestRedisOutage(t *testing.T) {
 
 	// Redis comes back with its data (append-only file); the same Store
 	// recovers without being recreated.
-	srv.restart()
+	srv.Restart()
 	start = time.Now()
-	eventually(t, 15*time.Second, "Load after restart", func() bool {
+	redistest.Eventually(t, 15*time.Second, "Load after restart", func() bool {
 		_, err := load(st, cookies)
 		return err == nil
 	})
@@ -703,9 +704,9 @@ func TestRedisHangs(t *testing.T) {
 	})
 
 	// A ticket the store will try to resolve.
-	real := startRedis(t)
+	real := redistest.Start(t)
 	clk := newClock()
-	cookies := save(t, newStore(t, real.storeClient(t), clk.Now), testSession("hang", clk.Now()), nil)
+	cookies := save(t, newStore(t, storeClient(t, real), clk.Now), testSession("hang", clk.Now()), nil)
 
 	c, err := NewClient(ClientOptions{URL: "redis://" + l.Addr().String(), ReadTimeout: 200 * time.Millisecond})
 	if err != nil {

@@ -4,6 +4,11 @@
 // done by github.com/zitadel/oidc/v3/pkg/op; this package supplies the
 // storage, the users and clients, and a login page.
 //
+// Back-channel logout (OpenID Connect Back-Channel Logout 1.0) is this
+// package's own: when a login session ends, every client registered with a
+// BackchannelLogoutURI that was issued tokens in it receives a signed
+// logout token.
+//
 // It is a demo: passwords are plain text, everything lives in memory and is
 // gone when the process ends, and a plain-http issuer is accepted on loopback
 // only.
@@ -21,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
@@ -48,10 +54,16 @@ type Options struct {
 	// extend it. Zero means 24 hours.
 	RefreshTokenLifetime time.Duration
 	// Logger receives this package's own logs (sign-ins, failed sign-ins,
-	// sign-outs); never a password, token or cookie value. Nil means
-	// slog.Default(). The op package logs protocol errors to slog.Default()
-	// whatever this is set to.
+	// sign-outs, back-channel logouts); never a password, token or cookie
+	// value. Nil means slog.Default(). The op package logs protocol errors
+	// to slog.Default() whatever this is set to.
 	Logger *slog.Logger
+	// OnBackchannelLogout, when set, is called after each back-channel
+	// logout delivery with the client ID, the logout token sent and the
+	// HTTP status the client answered (0 when the request failed), so that
+	// a test can see what was sent or send it again. It runs on the
+	// delivering goroutine, possibly several at once. Nil calls nothing.
+	OnBackchannelLogout func(clientID, token string, status int)
 }
 
 // Client is a registered relying party. The zero value is not usable: ID
@@ -70,6 +82,13 @@ type Client struct {
 	// at end_session, matched exactly. Nil allows none: a sign-out then ends
 	// on the provider's own "signed out" page.
 	PostLogoutRedirectURIs []string
+	// BackchannelLogoutURI, when set, is POSTed a logout token (OpenID
+	// Connect Back-Channel Logout 1.0, section 2.5) whenever a login
+	// session in which this client was issued tokens ends: at
+	// end_session, when the same browser signs in again, and through
+	// Provider.EndSessions. It must be an absolute http or https URL
+	// without a fragment (section 2.2). Empty sends nothing.
+	BackchannelLogoutURI string
 }
 
 // User is a person who can sign in. The zero value is not usable: ID and
@@ -111,6 +130,12 @@ type Provider struct {
 	secure  bool // cookies get the Secure attribute on an https issuer
 	handler http.Handler
 
+	// Back-channel logout: the signer of logout tokens, the client that
+	// delivers them and the test hook.
+	logoutSigner jose.Signer
+	backchannel  *http.Client
+	onLogout     func(clientID, token string, status int)
+
 	mu            sync.Mutex
 	tokenRequests map[string]int
 }
@@ -145,7 +170,14 @@ func New(o Options) (*Provider, error) {
 		issuer:        o.Issuer,
 		secure:        u.Scheme == "https",
 		tokenRequests: make(map[string]int),
+		backchannel:   newBackchannelClient(),
+		onLogout:      o.OnBackchannelLogout,
 	}
+	p.logoutSigner, err = newLogoutSigner(store.key, store.keyID)
+	if err != nil {
+		return nil, err
+	}
+	store.onEnd = p.backchannelLogout
 
 	config := &op.Config{
 		DefaultLogoutRedirectURI: pathLoggedOut,
@@ -154,6 +186,9 @@ func New(o Options) (*Provider, error) {
 		GrantTypeRefreshToken:    true,
 		SupportedScopes:          []string{"openid", "profile", "email", "offline_access", scopeGroups},
 		SupportedClaims:          slices.Concat(op.DefaultSupportedClaims, []string{claimGroups, claimSID}),
+		// Logout tokens carry sid (Back-Channel Logout 1.0, section 2.1).
+		BackChannelLogoutSupported:        true,
+		BackChannelLogoutSessionSupported: true,
 	}
 	// The key that seals opaque tokens; our access tokens are JWTs, but the
 	// op package still needs one.

@@ -256,6 +256,8 @@ func TestDiscovery(t *testing.T) {
 		Scopes            []string `json:"scopes_supported"`
 		Claims            []string `json:"claims_supported"`
 		IDTokenAlgorithms []string `json:"id_token_signing_alg_values_supported"`
+		Backchannel       bool     `json:"backchannel_logout_supported"`
+		BackchannelSID    bool     `json:"backchannel_logout_session_supported"`
 	}
 	if err := e.rp.Claims(&d); err != nil {
 		t.Fatal(err)
@@ -283,6 +285,9 @@ func TestDiscovery(t *testing.T) {
 		if !slices.Contains(c.list, c.want) {
 			t.Errorf("%s = %q, want it to contain %q", c.name, c.list, c.want)
 		}
+	}
+	if !d.Backchannel || !d.BackchannelSID {
+		t.Errorf("backchannel_logout_supported, backchannel_logout_session_supported = %t, %t; want true, true", d.Backchannel, d.BackchannelSID)
 	}
 	if got := e.p.Issuer(); got != e.issuer {
 		t.Errorf("Issuer() = %q, want %q", got, e.issuer)
@@ -825,6 +830,10 @@ func TestNew(t *testing.T) {
 		{name: "http not loopback", o: Options{Issuer: "http://idp.example/"}, wantErr: "not loopback"},
 		{name: "issuer with path", o: Options{Issuer: "http://127.0.0.1:9000/idp/"}, wantErr: "has a path"},
 		{name: "client without redirect", o: Options{Issuer: "http://127.0.0.1/", Clients: []Client{{ID: "a"}}}, wantErr: "no redirect URI"},
+		{name: "ok back-channel logout", o: Options{Issuer: "http://127.0.0.1/", Clients: []Client{{ID: "a", RedirectURIs: []string{callbackURL}, BackchannelLogoutURI: rpOrigin + "/oauth2/backchannel_logout"}}}},
+		{name: "relative back-channel logout", o: Options{Issuer: "http://127.0.0.1/", Clients: []Client{{ID: "a", RedirectURIs: []string{callbackURL}, BackchannelLogoutURI: "/oauth2/backchannel_logout"}}}, wantErr: "BackchannelLogoutURI"},
+		{name: "back-channel logout not http", o: Options{Issuer: "http://127.0.0.1/", Clients: []Client{{ID: "a", RedirectURIs: []string{callbackURL}, BackchannelLogoutURI: "ftp://127.0.0.1/x"}}}, wantErr: "not an http or https URL"},
+		{name: "back-channel logout with fragment", o: Options{Issuer: "http://127.0.0.1/", Clients: []Client{{ID: "a", RedirectURIs: []string{callbackURL}, BackchannelLogoutURI: rpOrigin + "/bc#x"}}}, wantErr: "has a fragment"},
 		{name: "duplicate client", o: Options{Issuer: "http://127.0.0.1/", Clients: []Client{good, good}}, wantErr: "registered twice"},
 		{name: "duplicate user", o: Options{Issuer: "http://127.0.0.1/", Users: []User{{ID: "1", Username: "x"}, {ID: "2", Username: "x"}}}, wantErr: "registered twice"},
 	}

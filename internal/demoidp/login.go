@@ -70,7 +70,7 @@ func (p *Provider) serveLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if old, ok := p.currentSession(r); ok {
-		p.store.endSessions(old.id)
+		p.store.endSessions(r.Context(), old.id)
 	}
 	cookie, sess := p.store.newSession(u.ID)
 	http.SetCookie(w, &http.Cookie{

@@ -15,6 +15,8 @@ const (
 	attrClientID = "client_id"
 	attrUser     = "user"
 	attrSessions = "sessions"
+	attrStatus   = "status"
+	attrError    = "error"
 )
 
 // authRequest implements op.AuthRequest: one authorization request, from

@@ -54,6 +54,13 @@ type storage struct {
 	accessTokens  map[string]*accessToken
 	refreshTokens map[string]*refreshToken // by the token itself
 	sessions      map[string]*loginSession // by cookie value
+	// issuedTo lists, by login session id (sid), the clients that were
+	// issued tokens in it: they get a back-channel logout when it ends.
+	issuedTo map[string]map[string]struct{}
+
+	// onEnd, when set, is told about the login sessions endSessions ended,
+	// after mu is released (Provider.backchannelLogout).
+	onEnd func(ctx context.Context, ended []endedSession)
 }
 
 // loginSession is the IdP's own sign-in (its cookie), which lets a second
@@ -108,6 +115,7 @@ func newStorage(clients []Client, users []User, l lifetimes, log *slog.Logger) (
 		accessTokens:  make(map[string]*accessToken),
 		refreshTokens: make(map[string]*refreshToken),
 		sessions:      make(map[string]*loginSession),
+		issuedTo:      make(map[string]map[string]struct{}),
 	}
 	var errs []error
 	for i, c := range clients {
@@ -118,6 +126,8 @@ func newStorage(clients []Client, users []User, l lifetimes, log *slog.Logger) (
 			errs = append(errs, fmt.Errorf("demoidp: client %q registered twice", c.ID))
 		case len(c.RedirectURIs) == 0:
 			errs = append(errs, fmt.Errorf("demoidp: client %q has no redirect URI", c.ID))
+		case c.BackchannelLogoutURI != "" && checkBackchannelURI(c.BackchannelLogoutURI) != nil:
+			errs = append(errs, fmt.Errorf("demoidp: client %q BackchannelLogoutURI: %w", c.ID, checkBackchannelURI(c.BackchannelLogoutURI)))
 		default:
 			s.clients[c.ID] = &client{Client: c, idTokenLifetime: l.id}
 		}
@@ -173,19 +183,61 @@ func (s *storage) newSession(userID string) (string, loginSession) {
 	return cookie, *sess
 }
 
-// endSessions ends the login sessions with the given sids, and revokes
-// every token issued under them.
-func (s *storage) endSessions(sids ...string) {
+// endSessions ends the login sessions with the given sids, revokes every
+// token issued under them, and hands the sessions that were still live to
+// onEnd (back-channel logout) once mu is released.
+func (s *storage) endSessions(ctx context.Context, sids ...string) {
+	var ended []endedSession
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	now := s.now()
 	for _, sid := range sids {
 		if sid == "" {
 			continue
 		}
-		maps.DeleteFunc(s.sessions, func(_ string, v *loginSession) bool { return v.id == sid })
+		for cookie, v := range s.sessions {
+			if v.id != sid {
+				continue
+			}
+			if now.Before(v.expires) {
+				ended = append(ended, endedSession{sid: sid, subject: v.userID, clients: slices.Sorted(maps.Keys(s.issuedTo[sid]))})
+			}
+			delete(s.sessions, cookie)
+		}
+		delete(s.issuedTo, sid)
 		maps.DeleteFunc(s.refreshTokens, func(_ string, v *refreshToken) bool { return v.sid == sid })
 		maps.DeleteFunc(s.accessTokens, func(_ string, v *accessToken) bool { return v.sid == sid })
 	}
+	onEnd := s.onEnd
+	s.mu.Unlock()
+	if len(ended) > 0 && onEnd != nil {
+		onEnd(ctx, ended)
+	}
+}
+
+// sessionsOf returns the sids of userID's live login sessions.
+func (s *storage) sessionsOf(userID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var sids []string
+	for _, v := range s.sessions {
+		if v.userID == userID && now.Before(v.expires) {
+			sids = append(sids, v.id)
+		}
+	}
+	return sids
+}
+
+// issued records that clientID was issued tokens in login session sid.
+// The caller holds mu.
+func (s *storage) issued(sid, clientID string) {
+	if sid == "" {
+		return
+	}
+	if s.issuedTo[sid] == nil {
+		s.issuedTo[sid] = make(map[string]struct{})
+	}
+	s.issuedTo[sid][clientID] = struct{}{}
 }
 
 // completeAuthRequest marks the auth request as signed in by sess.
@@ -209,6 +261,11 @@ func (s *storage) sweep() {
 	maps.DeleteFunc(s.accessTokens, func(_ string, v *accessToken) bool { return !now.Before(v.expires) })
 	maps.DeleteFunc(s.refreshTokens, func(_ string, v *refreshToken) bool { return !now.Before(v.expires) })
 	maps.DeleteFunc(s.sessions, func(_ string, v *loginSession) bool { return !now.Before(v.expires) })
+	live := make(map[string]bool, len(s.sessions))
+	for _, v := range s.sessions {
+		live[v.id] = true
+	}
+	maps.DeleteFunc(s.issuedTo, func(sid string, _ map[string]struct{}) bool { return !live[sid] })
 }
 
 // CreateAuthRequest implements op.Storage. It adds the PKCE rules the op
@@ -337,6 +394,7 @@ func (s *storage) newAccessToken(r op.TokenRequest, clientID, sid string) *acces
 		expires:  s.now().Add(s.lifetimes.access),
 	}
 	s.accessTokens[at.id] = at
+	s.issued(sid, clientID)
 	return at
 }
 
@@ -452,7 +510,7 @@ func (s *storage) TerminateSessionFromRequest(ctx context.Context, r *op.EndSess
 	if r.IDTokenHintClaims != nil && r.IDTokenHintClaims.SessionID != "" {
 		sids = append(sids, r.IDTokenHintClaims.SessionID)
 	}
-	s.endSessions(sids...)
+	s.endSessions(ctx, sids...)
 	s.log.InfoContext(ctx, "demoidp: signed out", slog.String(attrClientID, r.ClientID), slog.Int(attrSessions, len(sids)))
 	return r.RedirectURI, nil
 }

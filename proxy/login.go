@@ -223,6 +223,12 @@ func (h *Handler) callbackError(w http.ResponseWriter, r *http.Request, state, i
 // or an IdP outage.
 func (h *Handler) exchangeFailed(w http.ResponseWriter, r *http.Request, rd string, err error) {
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
+	if r.Context().Err() != nil {
+		// The browser went away while the code was redeemed: nobody to
+		// answer, and no fault of the IdP's.
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "client went away during login", reqID)
+		return
+	}
 	switch {
 	case errors.Is(err, idp.ErrInvalidToken):
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "login rejected: ID token failed verification", reqID, slog.String(attrError, err.Error()))

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,6 +35,11 @@ type Metrics struct {
 	logins    *prometheus.CounterVec
 	refreshes *prometheus.CounterVec
 	upstream  *prometheus.HistogramVec
+
+	// forwarded and byStatus are looked up once rather than on every
+	// request: a label lookup hashes and allocates.
+	forwarded prometheus.Counter
+	byStatus  [600]atomic.Value // prometheus.Observer, by status code
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -59,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.requests, m.logins, m.refreshes, m.upstream)
 	// Pre-create the common series so dashboards show zeros, not gaps.
-	m.requests.WithLabelValues(outcomeForwarded, "0")
+	m.forwarded = m.requests.WithLabelValues(outcomeForwarded, "0")
 	for _, r := range []string{loginSucceeded, loginFailed} {
 		m.logins.WithLabelValues(r)
 	}
@@ -71,6 +77,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) request(outcome string, code int) {
 	if m == nil {
+		return
+	}
+	if outcome == outcomeForwarded {
+		m.forwarded.Inc()
 		return
 	}
 	m.requests.WithLabelValues(outcome, strconv.Itoa(code)).Inc()
@@ -91,7 +101,17 @@ func (m *Metrics) refresh(result string) {
 // ObserveUpstream records the time to the upstream's response headers; it
 // fits upstream.Options.Observe.
 func (m *Metrics) ObserveUpstream(code int, seconds float64) {
-	if m != nil {
-		m.upstream.WithLabelValues(strconv.Itoa(code)).Observe(seconds)
+	if m == nil {
+		return
 	}
+	if code < 0 || code >= len(m.byStatus) {
+		m.upstream.WithLabelValues(strconv.Itoa(code)).Observe(seconds)
+		return
+	}
+	o, _ := m.byStatus[code].Load().(prometheus.Observer)
+	if o == nil {
+		o = m.upstream.WithLabelValues(strconv.Itoa(code))
+		m.byStatus[code].Store(o)
+	}
+	o.Observe(seconds)
 }

@@ -95,7 +95,7 @@ type Options struct {
 	RefreshSkew time.Duration
 	// RefreshGrace is how long requests still carrying the pre-refresh
 	// cookie get the refreshed session instead of redeeming a spent refresh
-	// token; zero means 30s.
+	// token; zero means 10s.
 	RefreshGrace time.Duration
 	// FlowTTL bounds how long a login may take; zero means 10m.
 	FlowTTL time.Duration
@@ -273,7 +273,7 @@ func New(o Options) (*Handler, error) {
 	}
 	grace := o.RefreshGrace
 	if grace <= 0 {
-		grace = 30 * time.Second
+		grace = 10 * time.Second
 	}
 	h.startPath = h.prefix + "/start"
 	h.callbackPath = h.prefix + "/callback"

@@ -346,3 +346,26 @@ func TestUsedStates(t *testing.T) {
 		t.Errorf("used states grew to %d, bound %d", len(u.seen), maxUsedStates)
 	}
 }
+
+// TestRefresherMemoryIsBounded: a storm of refreshes of distinct sessions
+// keeps at most maxRefreshCalls results, however long the grace window.
+func TestRefresherMemoryIsBounded(t *testing.T) {
+	now := time.Now()
+	f := newRefresher(time.Hour, func() time.Time { return now })
+	work := func(context.Context) (*session.Session, error) { return &session.Session{}, nil }
+	for i := range 3 * maxRefreshCalls {
+		s := &session.Session{ID: fmt.Sprint(i), RefreshToken: "r"}
+		if _, _, err := f.refresh(context.Background(), s, work); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Millisecond)
+	}
+	if n := len(f.calls); n > maxRefreshCalls {
+		t.Errorf("remembered refreshes = %d, bound %d", n, maxRefreshCalls)
+	}
+	// The latest one is still shared within its grace window.
+	s := &session.Session{ID: fmt.Sprint(3*maxRefreshCalls - 1), RefreshToken: "r"}
+	if _, shared, _ := f.refresh(context.Background(), s, work); !shared {
+		t.Error("the latest refresh was forgotten")
+	}
+}

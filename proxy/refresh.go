@@ -63,13 +63,8 @@ func (f *refresher) refresh(ctx context.Context, s *session.Session, work func(c
 	key := refreshKey{session: s.ID, token: sha256.Sum256([]byte(s.RefreshToken))}
 	f.mu.Lock()
 	now := f.now()
-	if now.After(f.sweepAt) {
-		for k, c := range f.calls {
-			if !c.forgetAt.IsZero() && now.After(c.forgetAt) {
-				delete(f.calls, k)
-			}
-		}
-		f.sweepAt = now.Add(f.grace)
+	if now.After(f.sweepAt) || len(f.calls) >= maxRefreshCalls {
+		f.sweepLocked(now)
 	}
 	if c, ok := f.calls[key]; ok && (c.forgetAt.IsZero() || now.Before(c.forgetAt)) {
 		f.mu.Unlock()
@@ -97,6 +92,40 @@ func (f *refresher) refresh(ctx context.Context, s *session.Session, work func(c
 	f.mu.Unlock()
 	close(c.done)
 	return c.result, false, c.err
+}
+
+// maxRefreshCalls bounds the remembered refreshes: each holds a session
+// (a few KB of tokens), so the bound keeps a refresh storm within about
+// 5 MB. Past it the oldest finished ones are forgotten early, which only
+// shortens their grace window.
+const maxRefreshCalls = 1024
+
+// refreshSweepInterval is how often finished refreshes past their grace
+// window are forgotten.
+const refreshSweepInterval = time.Second
+
+// sweepLocked forgets finished refreshes whose memory has run out and, over
+// the bound, the finished ones closest to running out.
+func (f *refresher) sweepLocked(now time.Time) {
+	for k, c := range f.calls {
+		if !c.forgetAt.IsZero() && !now.Before(c.forgetAt) {
+			delete(f.calls, k)
+		}
+	}
+	for len(f.calls) >= maxRefreshCalls {
+		var oldest refreshKey
+		var oldestAt time.Time
+		for k, c := range f.calls {
+			if !c.forgetAt.IsZero() && (oldestAt.IsZero() || c.forgetAt.Before(oldestAt)) {
+				oldest, oldestAt = k, c.forgetAt
+			}
+		}
+		if oldestAt.IsZero() {
+			break // all in flight
+		}
+		delete(f.calls, oldest)
+	}
+	f.sweepAt = now.Add(refreshSweepInterval)
 }
 
 // errSessionEnded reports that the session was ended (signed out, logged

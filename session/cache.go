@@ -8,10 +8,12 @@ import (
 )
 
 // Bounds of openCache. A typical session cookie (three JWT-sized tokens) is
-// about 3 KB and its decoded session about 2.3 KB, so 8 MiB holds roughly
-// 1,500 recently seen sessions; a 40 KB ten-chunk cookie costs ~70 KB.
+// about 3 KB and its decoded session about 2.3 KB, so 3 MiB holds roughly
+// 600 recently seen sessions; a 40 KB ten-chunk cookie costs ~70 KB. The
+// bound is kept small because the garbage collector lets the heap grow to
+// about twice what is live, and authgate aims at a 30 MiB resident size.
 const (
-	cacheMaxBytes   = 8 << 20
+	cacheMaxBytes   = 3 << 20
 	cacheMaxEntries = 4096
 )
 

@@ -156,7 +156,8 @@ func (h *Handler) redeem(ctx context.Context, s *session.Session) (*session.Sess
 // replicas: the replica holding the session's refresh lock redeems the
 // refresh token and stores the result before it lets go; the others wait
 // for that result instead of redeeming a token that rotation has spent.
-func (h *Handler) redeemShared(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session) (*session.Session, error) {
+// It sets *redeemed when it calls the IdP.
+func (h *Handler) redeemShared(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session, redeemed *bool) (*session.Session, error) {
 	unlock, locked, err := h.shared.LockRefresh(ctx, s.ID, refreshTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("lock refresh: %w", err)
@@ -178,6 +179,7 @@ func (h *Handler) redeemShared(ctx context.Context, w http.ResponseWriter, r *ht
 	} else if errors.Is(err, session.ErrNotFound) {
 		return nil, errSessionEnded
 	}
+	*redeemed = true
 	next, err := h.redeem(ctx, s)
 	if err != nil {
 		return nil, err
@@ -229,14 +231,21 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 	}
 
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
-	work := func(ctx context.Context) (*session.Session, error) { return h.redeem(ctx, s) }
-	if h.shared != nil {
-		work = func(ctx context.Context) (*session.Session, error) { return h.redeemShared(ctx, w, r, s) }
+	// redeemed: this request called the IdP, so the outcome is counted
+	// once; not when it shared another request's refresh or took another
+	// replica's. work runs on this goroutine when it runs at all.
+	redeemed := false
+	work := func(ctx context.Context) (*session.Session, error) {
+		redeemed = true
+		return h.redeem(ctx, s)
 	}
-	next, shared, err := h.refresher.refresh(r.Context(), s, work)
+	if h.shared != nil {
+		work = func(ctx context.Context) (*session.Session, error) { return h.redeemShared(ctx, w, r, s, &redeemed) }
+	}
+	next, _, err := h.refresher.refresh(r.Context(), s, work)
 	switch {
 	case err == nil:
-		if !shared {
+		if redeemed {
 			h.metrics.refresh(refreshSucceeded)
 			h.log.LogAttrs(r.Context(), slog.LevelDebug, "access token refreshed", reqID, slog.Any(attrSession, next))
 		}
@@ -256,7 +265,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		unauthenticated()
 		return nil, false
 	case errors.Is(err, idp.ErrInvalidGrant):
-		if !shared {
+		if redeemed {
 			h.metrics.refresh(refreshRejected)
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "refresh token rejected; session ended", reqID, slog.Any(attrSession, s))
 		}
@@ -264,7 +273,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		unauthenticated()
 		return nil, false
 	default:
-		if !shared {
+		if redeemed {
 			h.metrics.refresh(refreshFailed)
 		}
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "refresh failed; session kept", reqID,

@@ -110,6 +110,14 @@ func TestRedisRefreshOnceAcrossReplicas(t *testing.T) {
 	if got := r.idp.TokenRequests("refresh_token"); got != 1 {
 		t.Errorf("refresh_token grants after the burst = %d, want 1", got)
 	}
+	// The replicas' metrics count refreshes at the IdP: one in all.
+	var counted int
+	for _, g := range []*gate{r.a, r.b} {
+		counted += metricValue(t, g, `authgate_refreshes_total{result="success"}`)
+	}
+	if counted != 1 {
+		t.Errorf("authgate_refreshes_total{result=\"success\"} summed over the replicas = %d, want 1", counted)
+	}
 }
 
 // TestRedisSignOutDeletesSession: sign-out on one replica deletes the

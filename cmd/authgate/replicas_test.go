@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -270,4 +271,21 @@ func endsWithin(t *testing.T, what string, since time.Time, limit time.Duration,
 		t.Errorf("%s still open %v after the session ended", what, limit)
 		return limit
 	}
+}
+
+// metricValue returns the value of one series on g's /metrics, 0 when
+// absent.
+func metricValue(t *testing.T, g *gate, series string) int {
+	t.Helper()
+	_, _, body := send(t, "GET", "http://"+g.InternalAddr()+"/metrics", "", nil)
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("metric %s = %q, want an integer", series, v)
+			}
+			return n
+		}
+	}
+	return 0
 }

@@ -11,15 +11,6 @@ import (
 	"time"
 )
 
-// pending lists variables that artefacts under a directory use ahead of the
-// issue that adds them to cmd/authgate/config.go. They are accepted there
-// only while config.go lacks them: once they land they are ordinary
-// variables, and this entry can go.
-var pending = map[string][]string{
-	// compose.redis.yaml: Redis sessions (the session store issue).
-	filepath.Join("deploy", "compose"): {"AUTHGATE_SESSION_STORE", "AUTHGATE_REDIS_URL"},
-}
-
 // artefactFiles are the files whose AUTHGATE_* names must all exist in
 // config.go: every text file of the deployment artefacts.
 func artefactFiles(t *testing.T) []string {
@@ -71,10 +62,6 @@ func TestArtefactVariablesExist(t *testing.T) {
 			if config[name] {
 				continue
 			}
-			if awaited(rel, name) {
-				t.Logf("%s: %s is pending (not yet in cmd/authgate/config.go)", rel, name)
-				continue
-			}
 			t.Errorf("%s: %s is not a variable of cmd/authgate/config.go", rel, name)
 		}
 	}
@@ -83,19 +70,6 @@ func TestArtefactVariablesExist(t *testing.T) {
 	if len(seen) < 10 {
 		t.Errorf("the artefacts mention only %d variables (%v): is the scan broken?", len(seen), sortedKeys(seen))
 	}
-}
-
-func awaited(rel, name string) bool {
-	for dir, names := range pending {
-		if strings.HasPrefix(rel, dir+string(filepath.Separator)) {
-			for _, n := range names {
-				if n == name {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 // TestREADMEConfigurationTable: the repository README's configuration table

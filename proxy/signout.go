@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -17,7 +18,8 @@ const revokeTimeout = 5 * time.Second
 // captured cookie replayed later is refused), revokes the refresh token at
 // the IdP when it offers a revocation endpoint (RFC 7009), clears every
 // cookie chunk, and ends the IdP session through its end_session_endpoint
-// (OpenID Connect RP-Initiated Logout 1.0) when discovery offers one.
+// (OpenID Connect RP-Initiated Logout 1.0) when discovery offers one. When
+// the session store cannot be read it answers 503 and changes nothing.
 func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
@@ -32,8 +34,16 @@ func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
 
 	s, err := h.store.Load(r)
-	if err != nil {
+	switch {
+	case errors.Is(err, session.ErrNotFound):
 		s = nil // nothing to end; still clear whatever cookies are there
+	case err != nil:
+		// The store is down: the session cannot be ended, and clearing the
+		// cookie alone would leave it alive for any copy of the ticket.
+		// Keep the cookie so that the user can try again.
+		h.log.LogAttrs(r.Context(), slog.LevelError, "sign-out: session store unavailable", reqID, slog.String(attrError, err.Error()))
+		h.writeError(w, r, problemStoreUnavailable)
+		return
 	}
 	var idTokenHint string
 	if s != nil {

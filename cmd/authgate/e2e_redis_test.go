@@ -238,6 +238,18 @@ func TestRedisOutage(t *testing.T) {
 		}
 		stillRunning(t, g)
 	}
+	// A sign-out that cannot reach the session must not pretend: clearing
+	// the cookie alone would leave the session alive for any copy of it.
+	resp := rawRequest(t, "GET", r.a.URL+"/oauth2/sign_out", cookie, navHeader)
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("sign_out with Redis down = %d Location %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "authgate" {
+			t.Errorf("sign_out with Redis down set the session cookie (MaxAge %d), want it kept for a retry", c.MaxAge)
+		}
+	}
 
 	srv.Restart()
 	for _, g := range []*gate{r.a, r.b} {
@@ -263,6 +275,16 @@ func TestRedisOutage(t *testing.T) {
 		if logs := g.logs.String(); strings.Contains(logs, "panic") {
 			t.Errorf("logs of %s mention a panic", g.URL)
 		}
+	}
+
+	// Now the sign-out goes through, and the session is gone.
+	resp = rawRequest(t, "GET", r.a.URL+"/oauth2/sign_out", cookie, navHeader)
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusFound {
+		t.Errorf("sign_out after Redis came back = %d, want 302", resp.StatusCode)
+	}
+	if code, _, _ := send(t, "GET", r.b.URL+"/x", cookie, apiHeader); code != http.StatusUnauthorized {
+		t.Errorf("cookie after sign-out = %d, want 401", code)
 	}
 }
 

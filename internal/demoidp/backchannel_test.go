@@ -114,9 +114,9 @@ type logoutClaims struct {
 // iss, aud and exp with go-oidc; typ, iat, jti, events and no nonce here.
 func (e *env) verifyLogoutToken(t *testing.T, raw, clientID string) logoutClaims {
 	t.Helper()
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
-		t.Fatalf("ParseSigned(logout token) error = %v", err)
+		t.Fatalf("ParseSignedCompact(logout token) error = %v", err)
 	}
 	if typ := jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType]; typ != "logout+jwt" {
 		t.Errorf("logout token header typ = %v, want logout+jwt", typ)

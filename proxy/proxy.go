@@ -45,6 +45,9 @@ type BearerVerifier interface {
 // (back-channel logout) and one refresh per session across replicas.
 // *redisstore.Store implements it.
 type SharedSessions interface {
+	// Reload reads the request's session from the shared store, bypassing
+	// any local cache.
+	Reload(r *http.Request) (*session.Session, error)
 	DeleteBySubject(ctx context.Context, sub string) (int, error)
 	DeleteByIDPSession(ctx context.Context, sid string) (int, error)
 	LockRefresh(ctx context.Context, sessionID string, ttl time.Duration) (unlock func(), ok bool, err error)

@@ -173,8 +173,9 @@ func (h *Handler) redeemShared(ctx context.Context, w http.ResponseWriter, r *ht
 		return next, nil
 	}
 	defer unlock()
-	// Another replica may have refreshed between our read and the lock.
-	if cur, err := h.store.Load(r); err == nil && cur.RefreshToken != s.RefreshToken {
+	// Another replica may have refreshed between our read (perhaps from a
+	// local cache) and the lock: read the store itself.
+	if cur, err := h.shared.Reload(r); err == nil && cur.RefreshToken != s.RefreshToken {
 		return cur, nil
 	} else if errors.Is(err, session.ErrNotFound) {
 		return nil, errSessionEnded

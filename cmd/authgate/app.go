@@ -405,7 +405,7 @@ func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.Re
 	if err != nil {
 		return nil, nil, fmt.Errorf("configure Redis: %w", err)
 	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger})
+	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
 	if err != nil {
 		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
 	}

@@ -72,17 +72,18 @@ type Config struct {
 	TrustedProxies       []string `envconfig:"AUTHGATE_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies whose X-Forwarded-Host, -Uri, -Proto, -For, -Method (and X-Original-URI, -Method) forward-auth believes; empty trusts none"`
 	AllowedRedirectHosts []string `envconfig:"AUTHGATE_ALLOWED_REDIRECT_HOSTS" desc:"hosts (exact, or .example.com for subdomains) a login may return to besides AUTHGATE_REDIRECT_URL's; requires AUTHGATE_COOKIE_DOMAIN covering them"`
 
-	SessionStore        string   `envconfig:"AUTHGATE_SESSION_STORE" default:"cookie" desc:"cookie (the session sealed in the cookie) or redis (sessions shared by replicas; the cookie holds a ticket)"`
-	RedisURL            string   `envconfig:"AUTHGATE_REDIS_URL" desc:"redis:// or rediss:// URL (user, password, db) of a standalone Redis; with the cookie store it shares sign-outs and back-channel logouts between replicas"`
-	RedisAddrs          []string `envconfig:"AUTHGATE_REDIS_ADDRS" desc:"comma-separated host:port of Sentinels (with AUTHGATE_REDIS_SENTINEL_MASTER) or Cluster nodes (with AUTHGATE_REDIS_CLUSTER=true)"`
-	RedisSentinelMaster string   `envconfig:"AUTHGATE_REDIS_SENTINEL_MASTER" desc:"name of the Sentinel master"`
-	RedisCluster        bool     `envconfig:"AUTHGATE_REDIS_CLUSTER" default:"false" desc:"AUTHGATE_REDIS_ADDRS are Redis Cluster nodes"`
-	RedisUsername       string   `envconfig:"AUTHGATE_REDIS_USERNAME" desc:"Redis ACL user for AUTHGATE_REDIS_ADDRS (a URL carries its own)"`
-	RedisPassword       string   `envconfig:"AUTHGATE_REDIS_PASSWORD" secret:"true" desc:"Redis password for AUTHGATE_REDIS_ADDRS (a URL carries its own)"`
-	RedisPasswordFile   string   `envconfig:"AUTHGATE_REDIS_PASSWORD_FILE" desc:"file holding AUTHGATE_REDIS_PASSWORD"`
-	RedisDB             int      `envconfig:"AUTHGATE_REDIS_DB" default:"0" desc:"database number with Sentinel (a URL carries its own)"`
-	RedisTLS            bool     `envconfig:"AUTHGATE_REDIS_TLS" default:"false" desc:"use TLS to AUTHGATE_REDIS_ADDRS (rediss:// implies it)"`
-	RedisCAFile         string   `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots"`
+	SessionStore        string        `envconfig:"AUTHGATE_SESSION_STORE" default:"cookie" desc:"cookie (the session sealed in the cookie) or redis (sessions shared by replicas; the cookie holds a ticket)"`
+	RedisURL            string        `envconfig:"AUTHGATE_REDIS_URL" desc:"redis:// or rediss:// URL (user, password, db) of a standalone Redis; with the cookie store it shares sign-outs and back-channel logouts between replicas"`
+	RedisAddrs          []string      `envconfig:"AUTHGATE_REDIS_ADDRS" desc:"comma-separated host:port of Sentinels (with AUTHGATE_REDIS_SENTINEL_MASTER) or Cluster nodes (with AUTHGATE_REDIS_CLUSTER=true)"`
+	RedisSentinelMaster string        `envconfig:"AUTHGATE_REDIS_SENTINEL_MASTER" desc:"name of the Sentinel master"`
+	RedisCluster        bool          `envconfig:"AUTHGATE_REDIS_CLUSTER" default:"false" desc:"AUTHGATE_REDIS_ADDRS are Redis Cluster nodes"`
+	RedisUsername       string        `envconfig:"AUTHGATE_REDIS_USERNAME" desc:"Redis ACL user for AUTHGATE_REDIS_ADDRS (a URL carries its own)"`
+	RedisPassword       string        `envconfig:"AUTHGATE_REDIS_PASSWORD" secret:"true" desc:"Redis password for AUTHGATE_REDIS_ADDRS (a URL carries its own)"`
+	RedisPasswordFile   string        `envconfig:"AUTHGATE_REDIS_PASSWORD_FILE" desc:"file holding AUTHGATE_REDIS_PASSWORD"`
+	RedisDB             int           `envconfig:"AUTHGATE_REDIS_DB" default:"0" desc:"database number with Sentinel (a URL carries its own)"`
+	RedisTLS            bool          `envconfig:"AUTHGATE_REDIS_TLS" default:"false" desc:"use TLS to AUTHGATE_REDIS_ADDRS (rediss:// implies it)"`
+	RedisCacheTTL       time.Duration `envconfig:"AUTHGATE_REDIS_CACHE_TTL" default:"0s" desc:"how long a replica may reuse a session it read from Redis (0: every request reads Redis); see the README for the trade-off"`
+	RedisCAFile         string        `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots"`
 
 	// Derived by Load; not read from the environment.
 	cookieKeys    [][]byte
@@ -520,6 +521,9 @@ func (c *Config) validateRedis() []error {
 	}
 	if c.RedisDB < 0 {
 		add("AUTHGATE_REDIS_DB: must not be negative")
+	}
+	if c.RedisCacheTTL < 0 || c.RedisCacheTTL > time.Minute {
+		add("AUTHGATE_REDIS_CACHE_TTL: %s is outside 0 to 1m", c.RedisCacheTTL)
 	}
 	return problems
 }

@@ -139,6 +139,7 @@ func (s *Store) WaitForRefresh(ctx context.Context, r *http.Request, old *sessio
 			return nil, err
 		}
 		if refreshed(old, sess) {
+			s.cache.put(t, sess)
 			return sess, nil
 		}
 		if held.Val() == 0 {

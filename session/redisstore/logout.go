@@ -64,6 +64,7 @@ func (s *Store) deleteIndexed(ctx context.Context, idx string) (int, error) {
 		dels := make([]*redis.IntCmd, 0, len(ids))
 		members := make([]any, 0, len(ids))
 		_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			s.cache.remove(ids...)
 			for _, id := range ids {
 				members = append(members, id)
 				if validID(id) {

@@ -74,13 +74,23 @@ type Options struct {
 	// Logger receives warnings the caller cannot see otherwise (an unlock
 	// that failed); nil means slog.Default().
 	Logger *slog.Logger
+	// CacheTTL is how long this replica reuses a session it has read or
+	// written without reading Redis again, so that a burst of requests costs
+	// one read; zero reads Redis on every Load. Within it, a session another
+	// replica refreshed is served with its previous tokens (still valid: a
+	// refresh happens before expiry), and one another replica deleted still
+	// opens here. Deleting is not how sessions are ended, though: sign-out
+	// and back-channel logout also revoke them, and revocations reach every
+	// replica at once through Revocations. Reload always reads Redis.
+	CacheTTL time.Duration
 }
 
-// Store is a session.Store in Redis. Load always reads Redis, so a session
-// saved or deleted by another replica is seen at once. The zero value is
+// Store is a session.Store in Redis. Load reads Redis unless the session is
+// in the short local cache (Options.CacheTTL); Reload always reads it. The zero value is
 // not usable: use New. A Store is safe for concurrent use.
 type Store struct {
 	client  redis.UniversalClient
+	cache   *localCache
 	cookies *session.Cookies
 	sealer  *session.Sealer
 	prefix  string
@@ -115,6 +125,7 @@ func New(o Options) (*Store, error) {
 	o.Cookie.Now = o.Now
 	return &Store{
 		client:  o.Client,
+		cache:   newLocalCache(o.CacheTTL, o.Now),
 		cookies: session.NewCookies(o.Cookie),
 		sealer:  sealer,
 		prefix:  o.Prefix,
@@ -141,14 +152,42 @@ func (s *Store) Load(r *http.Request) (*session.Session, error) {
 	if t.expires <= s.now().Unix() {
 		return nil, errExpired
 	}
+	if sess, ok := s.cache.get(t); ok {
+		return sess, nil
+	}
+	return s.fetch(r, t)
+}
+
+// Reload is Load without the local cache: it always reads Redis. The
+// refresh path uses it once it holds the session's lock, to see whether
+// another replica has refreshed already.
+func (s *Store) Reload(r *http.Request) (*session.Session, error) {
+	t, ok := s.readTicket(r)
+	if !ok {
+		return nil, session.ErrNotFound
+	}
+	if t.expires <= s.now().Unix() {
+		return nil, errExpired
+	}
+	return s.fetch(r, t)
+}
+
+// fetch reads and opens the session t names, and caches it.
+func (s *Store) fetch(r *http.Request, t ticket) (*session.Session, error) {
 	v, err := s.client.Get(r.Context(), s.sessionKey(t.id)).Result()
 	if errors.Is(err, redis.Nil) {
+		s.cache.remove(t.id)
 		return nil, errGone
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: load session: %w", err)
 	}
-	return s.open(t, v)
+	sess, err := s.open(t, v)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(t, sess)
+	return sess, nil
 }
 
 // Save writes sess to Redis, sealed with its ticket's key, to expire at
@@ -217,6 +256,7 @@ func (s *Store) Save(w http.ResponseWriter, r *http.Request, sess *session.Sessi
 	} else if err := s.client.Set(ctx, key, value, ttl).Err(); err != nil {
 		return fmt.Errorf("redisstore: save session: %w", err)
 	}
+	s.cache.put(t, sess)
 	if !writeCookie {
 		return nil
 	}
@@ -246,6 +286,7 @@ func (s *Store) Delete(w http.ResponseWriter, r *http.Request, sess *session.Ses
 	if !validID(id) {
 		return nil
 	}
+	s.cache.remove(id)
 	ctx := context.WithoutCancel(r.Context())
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, s.sessionKey(id))

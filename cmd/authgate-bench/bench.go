@@ -367,6 +367,7 @@ func (b *bench) startAuthgate(ctx context.Context, inst *instance, clientSecret 
 		"AUTHGATE_LOG_LEVEL="+b.cfg.logLevel,
 	)
 	env = append(env, inst.env...)
+	env = append(env, b.cfg.authgateEnv...)
 	name := "authgate-" + inst.name
 	c, _, err := startChild(name, b.authgate, nil, env, b.tmp, filepath.Join(b.tmp, name+".log"), false)
 	if err != nil {

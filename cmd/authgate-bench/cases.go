@@ -312,7 +312,7 @@ func (b *bench) loginMany(ctx context.Context, inst *instance, n int) ([]string,
 // refreshGraceCase drives, with wrk, a session that needs a refresh with a
 // cookie that is never updated. Before each run it logs in afresh and waits
 // (one request every 100ms, at most 10s) until a request refreshes and sets
-// a new cookie; during the run, inside authgate's 30s grace window, every
+// a new cookie; during the run, inside authgate's 10s grace window, every
 // request still carrying the old cookie gets the refreshed session from
 // memory and a new Set-Cookie, with no IdP call. That is a browser's burst
 // of parallel requests at the moment of a refresh.

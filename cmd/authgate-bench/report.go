@@ -125,6 +125,9 @@ func (r *report) render(w io.Writer) {
 	p("| load runs | %s each, %d alternations A B, %s unmeasured warm-up per target and case |\n", r.cfg.duration, r.cfg.runs, r.cfg.warmup)
 	p("| wrk | -t%d -c%d keep-alive (one-conn: -t1 -c1); 128-byte upstream body |\n", r.cfg.threads, r.cfg.connections)
 	p("| upstream transport (A and B) | %s |\n", transportSettings)
+	if len(r.cfg.authgateEnv) > 0 {
+		p("| authgate settings beyond the defaults | `%s` |\n", strings.Join(r.cfg.authgateEnv, "`, `"))
+	}
 	if r.cfg.barePool {
 		p("| bare proxy | with a ReverseProxy.BufferPool (-bare-buffer-pool) |\n")
 	} else {
@@ -440,7 +443,7 @@ func (r *report) renderMethod(w io.Writer) {
   is the IdP round trip (token endpoint, RS256 signing in the IdP, ID token verification in authgate).
 - **refresh-grace**: a session that needs a refresh, with a cookie that is never updated. Before each
   run a fresh login is made and one request refreshes it; during the run every request still carries the
-  old cookie and, inside authgate's 30 s grace window, gets the refreshed session from memory and a new
+  old cookie and, inside authgate's 10 s grace window, gets the refreshed session from memory and a new
   Set-Cookie (a cookie sealed per request), with no IdP call.
 - **Peak RSS** is per run (VmHWM reset before it), but each authgate process serves several cases in a
   row (authgate-cookie: cookie, navigation, api, one-conn, login; authgate-refresh: refresh-grace, then

@@ -41,6 +41,12 @@ func requestPath(r *http.Request) string {
 // setPath makes u carry the normalised path, so that the upstream receives
 // exactly the path every decision was made on.
 func setPath(u *url.URL, normalized string) {
+	if !strings.Contains(normalized, "%") {
+		// The common case: nothing escaped, so the path is its own decoded
+		// form (NormalizePath escapes everything a URL path may not hold raw).
+		u.Path, u.RawPath = normalized, ""
+		return
+	}
 	decoded, err := url.PathUnescape(normalized)
 	if err != nil {
 		// NormalizePath only leaves valid escapes; keep the raw form.

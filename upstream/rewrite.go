@@ -31,17 +31,24 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	h := headerSetter{h: pr.Out.Header}
 	deleteUntrusted(h.h)
 
-	// Client-sent X-Forwarded-* are gone; set them from this hop only, as
-	// ProxyRequest.SetXForwarded does (without its allocations). A later
-	// change may trust the values from configured proxies.
-	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+	// Client-sent X-Forwarded-* are gone (deleteUntrusted read them from
+	// pr.Out, not pr.In). Set them from what trusted proxies reported, or
+	// else from this hop only, as ProxyRequest.SetXForwarded does (without
+	// its allocations).
+	if ip, host, proto, ok := p.trustedForwarded(pr.In); ok {
 		h.set("X-Forwarded-For", ip)
-	}
-	h.set("X-Forwarded-Host", pr.In.Host)
-	if pr.In.TLS != nil {
-		h.set("X-Forwarded-Proto", "https")
+		h.set("X-Forwarded-Host", host)
+		h.set("X-Forwarded-Proto", proto)
 	} else {
-		h.set("X-Forwarded-Proto", "http")
+		if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+			h.set("X-Forwarded-For", ip)
+		}
+		h.set("X-Forwarded-Host", pr.In.Host)
+		if pr.In.TLS != nil {
+			h.set("X-Forwarded-Proto", "https")
+		} else {
+			h.set("X-Forwarded-Proto", "http")
+		}
 	}
 
 	if p.isOwnCookie != nil {
@@ -194,4 +201,13 @@ func hasOwnCookie(v string, own func(string) bool) bool {
 		}
 	}
 	return false
+}
+
+// trustedForwarded asks Options.Forwarded about r; ok is false without one.
+func (p *Proxy) trustedForwarded(r *http.Request) (clientIP, host, proto string, ok bool) {
+	if p.forwarded == nil {
+		return "", "", "", false
+	}
+	clientIP, host, proto, ok = p.forwarded(r)
+	return clientIP, host, proto, ok && clientIP != "" && host != "" && proto != ""
 }

@@ -127,6 +127,15 @@ type Options struct {
 	// response headers: the upstream latency, without the body's streaming
 	// time. Nil observes nothing.
 	Observe func(r *http.Request, status int, d time.Duration)
+
+	// Forwarded, when set, says what a request that came through trusted
+	// proxies was originally: the client's address, host and scheme, sent
+	// as X-Forwarded-For, -Host and -Proto instead of this hop's own view.
+	// It reports ok=false for a request from an untrusted peer. Nil (and
+	// ok=false) sends this hop's view: the direct peer's address, the Host
+	// header and the connection's scheme. Client-sent X-Forwarded-* headers
+	// are never passed on as they are.
+	Forwarded func(r *http.Request) (clientIP, host, proto string, ok bool)
 }
 
 // Proxy forwards requests to the upstream with the identity found in their
@@ -140,6 +149,7 @@ type Proxy struct {
 	writeError  func(http.ResponseWriter, *http.Request, int)
 	log         *slog.Logger
 	observe     func(*http.Request, int, time.Duration)
+	forwarded   func(*http.Request) (string, string, string, bool)
 }
 
 // New returns a Proxy for o, or an error wrapping ErrInvalidTarget when
@@ -156,6 +166,7 @@ func New(o Options) (*Proxy, error) {
 		writeError:  o.WriteError,
 		log:         o.Logger,
 		observe:     o.Observe,
+		forwarded:   o.Forwarded,
 	}
 	if p.ridHeader == "" {
 		p.ridHeader = DefaultRequestIDHeader

@@ -140,7 +140,18 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 	if err != nil {
 		return nil, fmt.Errorf("AUTHGATE_UPSTREAM_CA_FILE: %w", err)
 	}
+	// Behind trusted proxies (an ingress, a load balancer) the application
+	// is told the client's address, host and scheme they reported, not the
+	// proxy's.
+	var forwarded func(*http.Request) (string, string, string, bool)
+	if len(cfg.TrustedProxies) > 0 {
+		forwarded = func(r *http.Request) (string, string, string, bool) {
+			f, ok := cfg.trusted.Forwarded(r)
+			return f.For, f.Host, f.Proto, ok
+		}
+	}
 	up, err := upstream.New(upstream.Options{
+		Forwarded:             forwarded,
 		Target:                cfg.Upstream,
 		DialTimeout:           cfg.UpstreamDialTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamResponseTimeout,

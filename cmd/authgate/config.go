@@ -69,7 +69,7 @@ type Config struct {
 	AllowedEmailDomains  []string `envconfig:"AUTHGATE_ALLOWED_EMAIL_DOMAINS" desc:"comma-separated email domains allowed in, matched exactly at the @ (no subdomains)"`
 	AllowedGroups        []string `envconfig:"AUTHGATE_ALLOWED_GROUPS" desc:"comma-separated groups (AUTHGATE_GROUPS_CLAIM) allowed in; a user passes when any list admits them"`
 	BearerAudiences      []string `envconfig:"AUTHGATE_BEARER_AUDIENCES" desc:"accept API clients' own JWT access tokens from the issuer naming one of these audiences (comma-separated); empty turns bearer tokens off"`
-	TrustedProxies       []string `envconfig:"AUTHGATE_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies whose X-Forwarded-Host, -Uri, -Proto, -For, -Method (and X-Original-URI, -Method) forward-auth believes; empty trusts none"`
+	TrustedProxies       []string `envconfig:"AUTHGATE_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies in front of authgate whose X-Forwarded-For, -Host, -Proto (passed to the upstream) and, for forward-auth, -Uri, -Method and X-Original-URI, -Method are believed; empty trusts none"`
 	AllowedRedirectHosts []string `envconfig:"AUTHGATE_ALLOWED_REDIRECT_HOSTS" desc:"hosts (exact, or .example.com for subdomains) a login may return to besides AUTHGATE_REDIRECT_URL's; requires AUTHGATE_COOKIE_DOMAIN covering them"`
 
 	SessionStore        string        `envconfig:"AUTHGATE_SESSION_STORE" default:"cookie" desc:"cookie (the session sealed in the cookie) or redis (sessions shared by replicas; the cookie holds a ticket)"`

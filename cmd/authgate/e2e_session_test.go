@@ -485,3 +485,27 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	g.done <- nil // for the cleanup
 }
+
+// TestForwardedForFromTrustedProxy: behind a trusted proxy the upstream is
+// told the client's address the proxy reported; from anyone else the
+// client's own X-Forwarded-For is replaced by the peer's address.
+func TestForwardedForFromTrustedProxy(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		trusted string
+		want    string
+	}{
+		{"trusted loopback proxy", "127.0.0.1/32", "203.0.113.7"},
+		{"no trusted proxies", "", "127.0.0.1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := startGate(t, withEnv("AUTHGATE_TRUSTED_PROXIES", tt.trusted))
+			b := newBrowser(t)
+			readBody(t, b.signIn(g, g.URL+"/"))
+			readBody(t, b.request("GET", g.URL+"/ip", map[string]string{"X-Forwarded-For": "203.0.113.7", "Accept": "application/json"}))
+			if got := g.upstream.last().Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != tt.want {
+				t.Errorf("upstream X-Forwarded-For = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

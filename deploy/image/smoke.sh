@@ -70,13 +70,20 @@ start_in_image() {
 	pids+=($!)
 }
 
-# free_port prints a loopback TCP port nothing listens on.
+# free_port VAR sets VAR to a loopback TCP port nothing listens on, below the
+# kernel's ephemeral range: a port there may be the local end of an
+# outgoing connection, which a connect probe does not see but which cannot
+# be bound. Ports handed out before (used_ports) are skipped.
+used_ports=" "
 free_port() {
-	local port tries
+	local port tries low
+	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 	for ((tries = 0; tries < 50; tries++)); do
-		port=$((20000 + RANDOM % 40000))
+		port=$((10000 + RANDOM % (low - 10000)))
+		[[ $used_ports == *" $port "* ]] && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
+			used_ports+="$port "
+			printf -v "$1" '%s' "$port"
 			return 0
 		fi
 	done
@@ -131,10 +138,11 @@ got=$(in_image "$hc_ctr" /authgate version) || fail "authgate version exited $?"
 [[ $got == "authgate $version" ]] || fail "authgate version = $got, want authgate $version"
 ok "authgate --help and version inside the image"
 
-idp_port=$(free_port)
-app_port=$(free_port)
-proxy_port=$(free_port)
-internal_port=$(free_port)
+idp_port='' app_port='' proxy_port='' internal_port=''
+free_port idp_port
+free_port app_port
+free_port proxy_port
+free_port internal_port
 issuer="http://127.0.0.1:$idp_port/"
 
 # hc runs `authgate healthcheck` in the image against the internal port.

@@ -38,7 +38,8 @@ timed() {
 }
 
 need_helm() {
-	if [[ $(helm version --short 2>/dev/null) != "$helm_version"* ]]; then
+	# A helm built by go install reports only "v3.22", not the patch level.
+	if [[ $(helm version --short 2>/dev/null) != "${helm_version%.*}"* ]]; then
 		log "installing helm $helm_version"
 		go install "helm.sh/helm/v3/cmd/helm@$helm_version"
 	fi

@@ -270,6 +270,15 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 			h.metrics.refresh(refreshRejected)
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "refresh token rejected; session ended", reqID, slog.Any(attrSession, s))
 		}
+		if h.shared != nil {
+			// With a shared store the refresh token that failed is the
+			// session's current one (the ticket never changes), so the
+			// session is over everywhere: revoking it closes its WebSockets
+			// and event streams on every replica. With the cookie store this
+			// request may carry a stale cookie while the browser holds a
+			// newer one, so only its cookie goes.
+			h.revoke(r.Context(), session.Revocation{SessionID: s.ID, Until: s.ExpiresAt})
+		}
 		_ = h.store.Delete(w, r, s)
 		unauthenticated()
 		return nil, false

@@ -329,3 +329,34 @@ func TestRedisSentinelFailover(t *testing.T) {
 		t.Errorf("readyz after failover = %d, want 200", code)
 	}
 }
+
+// TestRedisRefusedRefreshEndsSessionEverywhere: when the IdP refuses the
+// session's refresh token (an administrator revoked the user's grants), the
+// session ends on every replica, and its open WebSocket on the other
+// replica is closed.
+func TestRedisRefusedRefreshEndsSessionEverywhere(t *testing.T) {
+	srv := redistest.Start(t)
+	// Two-minute tokens: 90 s after login a refresh is due (see
+	// TestRedisRefreshOnceAcrossReplicas).
+	r := startReplicas(t, replicaOptions{env: redisEnv(srv), tokenLifetime: 2 * time.Minute})
+	_, cookie := r.signIn(r.a)
+	ws := openWebSocket(t, r.b, cookie)
+	if n := r.idp.RevokeRefreshTokens("user-alice"); n != 1 {
+		t.Fatalf("RevokeRefreshTokens = %d, want 1", n)
+	}
+	r.advance(90 * time.Second)
+
+	code, _, _ := send(t, "GET", r.a.URL+"/x", cookie, apiHeader)
+	refused := time.Now()
+	if code != http.StatusUnauthorized {
+		t.Fatalf("request whose refresh the IdP refuses = %d, want 401", code)
+	}
+	took := endsWithin(t, "WebSocket on b", refused, streamCloseLimit, ws, drainWebSocket(ws))
+	t.Logf("WebSocket on b closed %v after the refused refresh on a", took.Round(time.Millisecond))
+	if code, _, _ := send(t, "GET", r.b.URL+"/x", cookie, apiHeader); code != http.StatusUnauthorized {
+		t.Errorf("session on b after the refused refresh on a = %d, want 401", code)
+	}
+	if got := r.idp.TokenRequests("refresh_token"); got != 1 {
+		t.Errorf("refresh calls at the IdP = %d, want 1", got)
+	}
+}

@@ -94,6 +94,17 @@ func (p *Provider) EndSessions(subject string) int {
 	return len(sids)
 }
 
+// RevokeRefreshTokens revokes every refresh token of the user whose ID is
+// subject, as an administrator cutting off applications' offline access
+// would: the login session stays and no client is told. A client learns of
+// it when its next refresh is refused with invalid_grant. It returns how
+// many tokens were revoked.
+func (p *Provider) RevokeRefreshTokens(subject string) int {
+	n := p.store.revokeRefreshTokens(subject)
+	p.log.Info("demoidp: refresh tokens revoked", slog.String(attrUser, subject), slog.Int("tokens", n))
+	return n
+}
+
 // backchannelLogout sends a logout token for each ended session to each of
 // its clients that registered a BackchannelLogoutURI, all at once, and
 // returns when every delivery is done. The deliveries outlive ctx's

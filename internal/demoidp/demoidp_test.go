@@ -540,6 +540,24 @@ func TestRefreshRotation(t *testing.T) {
 	}
 }
 
+// RevokeRefreshTokens cuts off one user's refresh tokens: their next
+// refresh is refused, other users' tokens still refresh.
+func TestRevokeRefreshTokens(t *testing.T) {
+	e := newEnv(t, nil)
+	b := e.browser(t)
+	tok, _ := e.signIn(t, b, "alice", "alice-pw")
+	other, _ := e.signIn(t, e.browser(t), "bob", "bob-pw")
+	if n := e.p.RevokeRefreshTokens("user-alice"); n != 1 {
+		t.Errorf("RevokeRefreshTokens = %d, want 1", n)
+	}
+	if _, err := refresh(e.app, tok.RefreshToken); errorCode(err) != "invalid_grant" {
+		t.Errorf("refresh after revocation: error = %v, want invalid_grant", err)
+	}
+	if _, err := refresh(e.app, other.RefreshToken); err != nil {
+		t.Errorf("another user's refresh after revocation: error = %v", err)
+	}
+}
+
 // Of concurrent refreshes with one token, exactly one wins.
 func TestRefreshConcurrent(t *testing.T) {
 	e := newEnv(t, nil)

@@ -215,6 +215,16 @@ func (s *storage) endSessions(ctx context.Context, sids ...string) {
 }
 
 // sessionsOf returns the sids of userID's live login sessions.
+// revokeRefreshTokens deletes every refresh token issued to userID and
+// returns how many there were.
+func (s *storage) revokeRefreshTokens(userID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.refreshTokens)
+	maps.DeleteFunc(s.refreshTokens, func(_ string, v *refreshToken) bool { return v.subject == userID })
+	return n - len(s.refreshTokens)
+}
+
 func (s *storage) sessionsOf(userID string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -208,7 +207,3 @@ func childEnv(extra ...string) []string {
 	}
 	return append(env, extra...)
 }
-
-// errSkipped marks a case that could not run on this build or machine; its
-// message is shown in the results.
-var errSkipped = errors.New("skipped")

@@ -243,7 +243,7 @@ func (k *bearerKeys) VerifySignature(ctx context.Context, raw string) ([]byte, e
 	if note == nil {
 		note = &bearerNote{}
 	}
-	jws, err := jose.ParseSigned(raw, k.algs)
+	jws, err := jose.ParseSignedCompact(raw, k.algs)
 	if err != nil {
 		note.reason = "malformed token"
 		return nil, fmt.Errorf("parse token: %w", err)

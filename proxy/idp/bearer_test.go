@@ -143,13 +143,12 @@ func handMade(header, claims map[string]any, sign func(signingInput string) []by
 }
 
 type bearerEnv struct {
-	op    *idptest.Server
-	jwks  *jwksServer
-	p     *idp.Provider
-	now   atomic.Pointer[time.Time]
-	ec    testKey
-	rsa   testKey
-	audit []string // every token minted, to assert none is echoed
+	op   *idptest.Server
+	jwks *jwksServer
+	p    *idp.Provider
+	now  atomic.Pointer[time.Time]
+	ec   testKey
+	rsa  testKey
 }
 
 func (e *bearerEnv) clock() time.Time { return *e.now.Load() }

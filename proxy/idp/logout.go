@@ -54,7 +54,7 @@ func (p *Provider) VerifyLogoutToken(ctx context.Context, raw string) (*Logout, 
 	if len(algs) == 0 {
 		algs = append(algs, jose.RS256)
 	}
-	jws, err := jose.ParseSigned(raw, algs)
+	jws, err := jose.ParseSignedCompact(raw, algs)
 	if err != nil {
 		return nil, fmt.Errorf("verify logout token: %w: %w", ErrInvalidToken, err)
 	}

@@ -190,6 +190,12 @@ func startGate(t *testing.T, opts ...gateOption) *gate {
 	base := "http://" + ln.Addr().String()
 	op, clientID, secret := startOP(t, base+"/oauth2/callback")
 	up := startUpstream(t)
+	return startGateWith(t, ln, gateEnv(base, op, clientID, secret, up, opts...), op, up)
+}
+
+// gateEnv is the environment of an authgate reached at base, in front of up
+// with op as its IdP, changed by opts.
+func gateEnv(base string, op *testOP, clientID, secret string, up *upstreamRecorder, opts ...gateOption) map[string]string {
 	env := map[string]string{
 		"AUTHGATE_UPSTREAM":        up.srv.URL,
 		"AUTHGATE_OIDC_ISSUER_URL": op.URL,
@@ -205,7 +211,7 @@ func startGate(t *testing.T, opts ...gateOption) *gate {
 	for _, o := range opts {
 		o(env)
 	}
-	return startGateWith(t, ln, env, op, up)
+	return env
 }
 
 func withEnv(k, v string) gateOption { return func(env map[string]string) { env[k] = v } }

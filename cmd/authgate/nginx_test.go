@@ -192,23 +192,9 @@ func startNginxSetupOn(t *testing.T, callbackHost string, opts ...gateOption) *n
 	}
 	op, clientID, secret := startOP(t, base+"/oauth2/callback")
 	up := startUpstream(t)
-	env := map[string]string{
-		"AUTHGATE_UPSTREAM":        up.srv.URL,
-		"AUTHGATE_OIDC_ISSUER_URL": op.URL,
-		"AUTHGATE_CLIENT_ID":       clientID,
-		"AUTHGATE_CLIENT_SECRET":   secret,
-		"AUTHGATE_COOKIE_SECRET":   testCookieSecret,
-		"AUTHGATE_REDIRECT_URL":    base + "/oauth2/callback",
-		"AUTHGATE_COOKIE_SECURE":   "false",
-		"AUTHGATE_INTERNAL_ADDR":   "127.0.0.1:0",
-		"AUTHGATE_SCOPES":          "openid,email,profile,offline_access",
-		"AUTHGATE_LOG_LEVEL":       "debug",
-		"AUTHGATE_TRUSTED_PROXIES": "127.0.0.1/32",
-		"AUTHGATE_PUBLIC_PATHS":    "GET /static/,/healthz",
-	}
-	for _, o := range opts {
-		o(env)
-	}
+	// nginx (on loopback) is the trusted proxy in front of authgate.
+	opts = append([]gateOption{withEnv("AUTHGATE_TRUSTED_PROXIES", "127.0.0.1/32"), withEnv("AUTHGATE_PUBLIC_PATHS", "GET /static/,/healthz")}, opts...)
+	env := gateEnv(base, op, clientID, secret, up, opts...)
 	g := startGateWith(t, ln, env, op, up)
 	dir := t.TempDir()
 	startNginx(t, dir, nginxConfig(t, dir, addr, g.ProxyAddr(), strings.TrimPrefix(up.srv.URL, "http://")), addr)

@@ -77,6 +77,46 @@ func ambiguous(why string) error {
 // URL space is. The result never contains "//", a "." or ".." segment, a
 // backslash or "%2F", and NormalizePath(result) == result.
 func NormalizePath(escapedPath string) (string, error) {
+	if canonicalFast(escapedPath) {
+		// Most request paths are canonical already: no allocation for them.
+		return escapedPath, nil
+	}
+	return normalizeSlow(escapedPath)
+}
+
+// canonicalFast reports, in one scan and without allocating, whether p is
+// certainly canonical: it starts with "/", is within maxPathLen, holds only
+// RFC 3986 pchar bytes (no "%", nothing to encode or refuse), has no empty
+// segment but a trailing one, and no segment made only of dots before its
+// first ";". normalizeSlow returns such a path unchanged (FuzzNormalizePath
+// checks it); anything else takes the slow path.
+func canonicalFast(p string) bool {
+	if len(p) == 0 || p[0] != '/' || len(p) > maxPathLen {
+		return false
+	}
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			if !isPchar(p[i]) {
+				return false
+			}
+			continue
+		}
+		seg := p[start:i]
+		if seg == "" {
+			if i < len(p) {
+				return false // "//"
+			}
+		} else if name, _, _ := strings.Cut(seg, ";"); strings.Trim(name, ".") == "" {
+			return false // ".", "..", "...", ";x", "..;x"
+		}
+		start = i + 1
+	}
+	return true
+}
+
+// normalizeSlow is NormalizePath's full algorithm.
+func normalizeSlow(escapedPath string) (string, error) {
 	if escapedPath == "" {
 		return "/", nil
 	}

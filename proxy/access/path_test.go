@@ -160,6 +160,13 @@ func FuzzNormalizePath(f *testing.F) {
 			return
 		}
 		checkCanonicalPath(t, in, out)
+		// The fast path may only accept what the full algorithm leaves as
+		// it is.
+		if canonicalFast(in) {
+			if slow, err := normalizeSlow(in); err != nil || slow != in {
+				t.Fatalf("canonicalFast(%q) = true, but normalizeSlow = %q, %v", in, slow, err)
+			}
+		}
 		again, err := NormalizePath(out)
 		if err != nil || again != out {
 			t.Fatalf("NormalizePath(NormalizePath(%q)) = %q, %v, want %q, nil", in, again, err, out)
@@ -179,5 +186,46 @@ func BenchmarkNormalizePath(b *testing.B) {
 		if got, err := NormalizePath(in); err != nil || got != "/static/css/app.css" {
 			b.Fatalf("NormalizePath(%q) = %q, %v", in, got, err)
 		}
+	}
+}
+
+func TestCanonicalFast(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"/", true},
+		{"/app/page", true},
+		{"/static/app.js", true},
+		{"/a/b/", true},
+		{"/v1/users/42:activate", true},
+		{"/a;jsessionid=1/b", true},
+		{"/.well-known/x", true},
+		{"", false},
+		{"a", false},
+		{"//a", false},
+		{"/a//b", false},
+		{"/a/./b", false},
+		{"/a/..", false},
+		{"/a/..;/b", false},
+		{"/a/;x", false},
+		{"/a/...", false},
+		{"/a%2eb", false},
+		{"/a b", false},
+		{"/a\\b", false},
+		{"/a{b}", false},
+		{"/é", false},
+	} {
+		if got := canonicalFast(tt.in); got != tt.want {
+			t.Errorf("canonicalFast(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+		if tt.want {
+			if slow, err := normalizeSlow(tt.in); err != nil || slow != tt.in {
+				t.Errorf("normalizeSlow(%q) = %q, %v; the fast path would disagree", tt.in, slow, err)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { NormalizePath("/app/some/page") }); n != 0 {
+		t.Errorf("NormalizePath of a canonical path allocates %v times, want 0", n)
 	}
 }

@@ -466,15 +466,19 @@ func TestGracefulShutdown(t *testing.T) {
 	}()
 	<-started
 	g.cancel() // as SIGTERM does
-	// New connections are refused once shutdown has begun.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	// New connections are refused once shutdown has begun, while the
+	// in-flight request is still running.
+	refused := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		c, err := net.Dial("tcp", g.ProxyAddr())
 		if err != nil {
+			refused = true
 			break
 		}
 		c.Close()
-		time.Sleep(5 * time.Millisecond)
+	}
+	if !refused {
+		t.Error("new connections still accepted 5s after shutdown began")
 	}
 	close(release)
 	if got := <-result; got != "finished" {

@@ -9,18 +9,6 @@ import (
 	"github.com/authgate/authgate/upstream"
 )
 
-// Headers of a forward-auth answer: the same names, with the same values,
-// as the upstream receives in proxy mode, for the front proxy to copy onto
-// the request it forwards (nginx auth_request_set, Traefik
-// authResponseHeaders, Envoy allowed_upstream_headers).
-const (
-	authHeaderAuthorization     = "Authorization"
-	authHeaderUser              = "X-Forwarded-User"
-	authHeaderEmail             = "X-Forwarded-Email"
-	authHeaderGroups            = "X-Forwarded-Groups"
-	authHeaderPreferredUsername = "X-Forwarded-Preferred-Username"
-)
-
 // serveAuth answers a forward-auth request: may the original request, which
 // a front proxy (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz
 // over HTTP) holds back, go to the application? path is the normalised
@@ -132,18 +120,11 @@ func (h *Handler) authorized(w http.ResponseWriter, id *upstream.Identity) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	if id != nil {
-		set := func(k, v string) {
-			if v != "" {
-				hdr.Set(k, v)
-			}
-		}
-		if id.AccessToken != "" {
-			set(authHeaderAuthorization, "Bearer "+id.AccessToken) // RFC 6750 section 2.1
-		}
-		set(authHeaderUser, id.User)
-		set(authHeaderEmail, id.Email)
-		set(authHeaderGroups, strings.Join(id.Groups, ","))
-		set(authHeaderPreferredUsername, id.PreferredUsername)
+		// The same headers, with the same values, as the upstream receives
+		// in proxy mode, for the front proxy to copy onto the request it
+		// forwards (nginx auth_request_set, Traefik authResponseHeaders,
+		// Envoy allowed_upstream_headers).
+		id.SetHeaders(hdr)
 	}
 	w.WriteHeader(http.StatusAccepted)
 	h.metrics.request(outcomeAuthorized, http.StatusAccepted)

@@ -63,10 +63,20 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		h.h[p.ridHeader] = v
 	}
 
-	id := identityFrom(pr.In.Context())
-	if id == nil {
-		return
+	if id := identityFrom(pr.In.Context()); id != nil {
+		id.setHeaders(&h)
 	}
+}
+
+// SetHeaders sets on h the headers the upstream receives for id:
+// Authorization (Bearer), X-Forwarded-User, -Email, -Preferred-Username and
+// -Groups, skipping empty values. Forward-auth answers carry exactly these,
+// so a front proxy passes on what proxy mode would send.
+func (id *Identity) SetHeaders(h http.Header) {
+	id.setHeaders(&headerSetter{h: h})
+}
+
+func (id *Identity) setHeaders(h *headerSetter) {
 	if id.AccessToken != "" {
 		h.set(headerAuthorization, "Bearer "+id.AccessToken) // RFC 6750 section 2.1
 	}

@@ -249,9 +249,10 @@ func (p *Provider) Introspect(token string) Introspection {
 		p.t.Fatalf("introspect: %v", err)
 	}
 	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
 	var out Introspection
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-		p.t.Fatalf("introspect: %d %v", resp.StatusCode, err)
+	if err := json.Unmarshal(raw, &out); err != nil || resp.StatusCode != http.StatusOK {
+		p.t.Fatalf("introspect: %d %s", resp.StatusCode, raw)
 	}
 	return out
 }

@@ -58,11 +58,14 @@ type Provider struct {
 // once and never modified, except for the bearer verifier, built on first
 // use under bearerOnce.
 type discovered struct {
-	provider    *oidc.Provider
-	verifier    *oidc.IDTokenVerifier
-	oauth       *oauth2.Config
-	meta        metadata
-	revokeStyle oauth2.AuthStyle
+	provider *oidc.Provider
+	verifier *oidc.IDTokenVerifier
+	// logoutVerifier is verifier without the exp and nbf checks, which
+	// VerifyLogoutToken makes itself: a logout token may lack exp.
+	logoutVerifier *oidc.IDTokenVerifier
+	oauth          *oauth2.Config
+	meta           metadata
+	revokeStyle    oauth2.AuthStyle
 
 	bearerOnce sync.Once
 	bearer     *bearerVerifier
@@ -277,6 +280,12 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		SupportedSigningAlgs: signingAlgs(meta.IDTokenSigningAlgs),
 		Now:                  p.now,
 	})
+	logoutVerifier := oidc.NewVerifier(p.issuer, keys, &oidc.Config{
+		ClientID:             p.clientID,
+		SupportedSigningAlgs: signingAlgs(meta.IDTokenSigningAlgs),
+		Now:                  p.now,
+		SkipExpiryCheck:      true,
+	})
 	tokenStyle := authStyle(meta.TokenEndpointAuthMethods, p.clientSecret)
 	revokeMethods := meta.RevocationEndpointAuthMethods
 	if len(revokeMethods) == 0 {
@@ -286,8 +295,9 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	endpoint := prov.Endpoint()
 	endpoint.AuthStyle = tokenStyle
 	return &discovered{
-		provider: prov,
-		verifier: verifier,
+		provider:       prov,
+		verifier:       verifier,
+		logoutVerifier: logoutVerifier,
 		oauth: &oauth2.Config{
 			ClientID:     p.clientID,
 			ClientSecret: p.clientSecret,
@@ -342,4 +352,12 @@ func authStyle(methods []string, secret string) oauth2.AuthStyle {
 
 func isLoopback(host string) bool {
 	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// truncate shortens s to at most n bytes, for logging values a client chose.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

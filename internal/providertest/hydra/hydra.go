@@ -13,9 +13,13 @@ package hydra
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -81,8 +85,12 @@ type Hydra struct {
 	app  *httptest.Server
 }
 
-// IDTokenKeySet is the JSON Web Key Set Hydra signs ID tokens with.
-const IDTokenKeySet = "hydra.openid.id-token"
+// IDTokenKeySet and AccessTokenKeySet are the JSON Web Key Sets Hydra
+// signs ID tokens and JWT access tokens with.
+const (
+	IDTokenKeySet     = "hydra.openid.id-token"
+	AccessTokenKeySet = "hydra.jwt.access-token"
+)
 
 // Start builds Hydra (locally, once) and starts `hydra serve all --dev`
 // with DSN=memory on free loopback ports. On CI the binary must already be
@@ -133,6 +141,10 @@ func Start(t testing.TB, o Options) *Hydra {
 		}
 		err := h.run(bin, env)
 		if err == nil {
+			// Hydra would generate 4096-bit RSA keys on first use, about
+			// five seconds each on a small machine: give it 2048-bit ones.
+			h.putKey(IDTokenKeySet, "initial-id-token-key")
+			h.putKey(AccessTokenKeySet, "initial-access-token-key")
 			return h
 		}
 		if attempt == 2 || !strings.Contains(h.logs.String(), "address already in use") {
@@ -232,16 +244,26 @@ func (h *Hydra) Register(c Client) string {
 func (h *Hydra) RotateKey() string {
 	h.t.Helper()
 	kid := fmt.Sprintf("rotated-%d", time.Now().UnixNano())
-	var out struct {
-		Keys []struct {
-			Kid string `json:"kid"`
-		} `json:"keys"`
+	h.putKey(IDTokenKeySet, kid)
+	return kid
+}
+
+// putKey adds a new 2048-bit RSA signing key kid to set.
+func (h *Hydra) putKey(set, kid string) {
+	h.t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	h.adminJSON(http.MethodPost, "/admin/keys/"+IDTokenKeySet, map[string]string{"alg": "RS256", "use": "sig", "kid": kid}, &out)
-	if len(out.Keys) == 0 {
-		h.t.Fatal("key rotation returned no key")
+	k.Precompute()
+	b64 := func(i *big.Int) string { return base64.RawURLEncoding.EncodeToString(i.Bytes()) }
+	jwk := map[string]string{
+		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+		"n": b64(k.N), "e": b64(big.NewInt(int64(k.E))), "d": b64(k.D),
+		"p": b64(k.Primes[0]), "q": b64(k.Primes[1]),
+		"dp": b64(k.Precomputed.Dp), "dq": b64(k.Precomputed.Dq), "qi": b64(k.Precomputed.Qinv),
 	}
-	return out.Keys[0].Kid
+	h.adminJSON(http.MethodPut, "/admin/keys/"+set+"/"+kid, jwk, nil)
 }
 
 // Introspection is Hydra's answer about a token (RFC 7662).

@@ -23,6 +23,11 @@ var (
 	// verification: bad signature, issuer, audience, nonce, expiry, azp,
 	// at_hash or subject mismatch. The login must not proceed.
 	ErrInvalidToken = errors.New("idp: invalid token")
+	// ErrIssuerMismatch reports an authorization response whose "iss"
+	// parameter is missing where the provider promised it, or names another
+	// issuer (RFC 9207): a possible mix-up attack. The code must not be
+	// redeemed.
+	ErrIssuerMismatch = errors.New("idp: authorization response issuer mismatch")
 	// ErrUnavailable reports a transient fault talking to the provider:
 	// network error, timeout or a 5xx answer. Sessions must be kept.
 	ErrUnavailable = errors.New("idp: provider unavailable")

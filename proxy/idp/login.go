@@ -92,6 +92,26 @@ func randomString() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+// CheckResponseIssuer is the mix-up defence of RFC 9207 section 2.4, run on
+// the callback before the code is redeemed: when discovery advertised
+// authorization_response_iss_parameter_supported, the "iss" parameter must be
+// present; whenever it is present, it must equal the issuer exactly. present
+// tells an absent parameter from an empty one. Failures wrap
+// ErrIssuerMismatch; before discovery it returns ErrNotReady.
+func (p *Provider) CheckResponseIssuer(iss string, present bool) error {
+	d, err := p.ready()
+	if err != nil {
+		return err
+	}
+	switch {
+	case !present && d.meta.AuthorizationResponseIss:
+		return fmt.Errorf("%w: no iss parameter, though discovery advertises authorization_response_iss_parameter_supported", ErrIssuerMismatch)
+	case present && iss != p.issuer:
+		return fmt.Errorf("%w: iss parameter %q is not the issuer %q", ErrIssuerMismatch, truncate(iss, 200), p.issuer)
+	}
+	return nil
+}
+
 // Exchange finishes a login: it redeems the authorization code with the PKCE
 // verifier, verifies the ID token (OpenID Connect Core 3.1.3.7) and returns
 // the tokens and who the user is. When the ID token has no email it asks the

@@ -94,6 +94,9 @@ type metadata struct {
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
 	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	CodeChallengeMethods              []string `json:"code_challenge_methods_supported"`
+	// AuthorizationResponseIss is RFC 9207 section 3: the provider sends
+	// "iss" with every authorization response.
+	AuthorizationResponseIss bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // New checks opts and returns a Provider that is not ready until Run has

@@ -93,6 +93,12 @@ type Faults struct {
 	KeysUnavailable bool
 	// Token makes the token endpoint misbehave.
 	Token TokenFault
+	// ResponseIssuer, when set, replaces the "iss" parameter of
+	// authorization responses (RFC 9207), as a mix-up attack would.
+	ResponseIssuer string
+	// OmitResponseIssuer leaves "iss" out of authorization responses even
+	// when Options.ResponseIss is set.
+	OmitResponseIssuer bool
 }
 
 // RefreshPolicy chooses when a code exchange yields a refresh token.
@@ -146,6 +152,9 @@ type Options struct {
 	// Discovery, when set, edits the discovery document before it is
 	// served (for example to delete "revocation_endpoint").
 	Discovery func(doc map[string]any)
+	// ResponseIss sends "iss" with every authorization response and
+	// advertises authorization_response_iss_parameter_supported (RFC 9207).
+	ResponseIss bool
 	// RefreshTokens chooses when a code exchange yields a refresh token;
 	// the zero value always does.
 	RefreshTokens RefreshPolicy
@@ -362,6 +371,9 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		"backchannel_logout_supported":          true,
 		"backchannel_logout_session_supported":  true,
 	}
+	if s.opts.ResponseIss {
+		doc["authorization_response_iss_parameter_supported"] = true
+	}
 	if s.opts.Discovery != nil {
 		s.opts.Discovery(doc)
 	}
@@ -413,6 +425,13 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	rq := redirect.Query()
 	rq.Set("code", code)
 	rq.Set("state", q.Get("state"))
+	f := s.currentFaults()
+	switch {
+	case f.ResponseIssuer != "":
+		rq.Set("iss", f.ResponseIssuer)
+	case s.opts.ResponseIss && !f.OmitResponseIssuer:
+		rq.Set("iss", s.URL)
+	}
 	redirect.RawQuery = rq.Encode()
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
 }

@@ -134,6 +134,11 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	cookies.Clear(w, r)
 
+	// RFC 9207: a response from another issuer (mix-up) is not redeemed.
+	if err := h.provider.CheckResponseIssuer(q.Get("iss"), q.Has("iss")); err != nil {
+		h.exchangeFailed(w, r, f.Redirect, err)
+		return
+	}
 	tokens, ident, err := h.provider.Exchange(r.Context(), code, f.Verifier, f.Nonce)
 	if err != nil {
 		h.exchangeFailed(w, r, f.Redirect, err)
@@ -230,6 +235,9 @@ func (h *Handler) exchangeFailed(w http.ResponseWriter, r *http.Request, rd stri
 		return
 	}
 	switch {
+	case errors.Is(err, idp.ErrIssuerMismatch):
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "login rejected: authorization response from another issuer (RFC 9207 mix-up defence)", reqID, slog.String(attrError, err.Error()))
+		h.loginFailed(w, r, http.StatusBadRequest, "invalid_issuer", "This sign-in answer did not come from the expected identity provider.", rd)
 	case errors.Is(err, idp.ErrInvalidToken):
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "login rejected: ID token failed verification", reqID, slog.String(attrError, err.Error()))
 		h.loginFailed(w, r, http.StatusUnauthorized, "invalid_token", "The identity provider's answer could not be verified.", rd)

@@ -25,6 +25,9 @@ import (
 type Provider interface {
 	Ready() bool
 	NewAuthRequest() (*idp.AuthRequest, error)
+	// CheckResponseIssuer checks the callback's "iss" (RFC 9207); an error
+	// wrapping idp.ErrIssuerMismatch ends the login before the exchange.
+	CheckResponseIssuer(iss string, present bool) error
 	Exchange(ctx context.Context, code, codeVerifier, nonce string) (*idp.Tokens, *idp.Identity, error)
 	Refresh(ctx context.Context, refreshToken, subject string) (*idp.Tokens, error)
 	Revoke(ctx context.Context, refreshToken string) error

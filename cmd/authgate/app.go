@@ -81,6 +81,8 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		ClientSecret:      cfg.ClientSecret,
 		RedirectURL:       cfg.RedirectURL,
 		Scopes:            cfg.Scopes,
+		Prompt:            cfg.Prompt,
+		AuthParams:        cfg.authParams,
 		GroupsClaim:       cfg.GroupsClaim,
 		NeedGroups:        len(cfg.AllowedGroups) > 0,
 		HTTPClient:        idpClient,

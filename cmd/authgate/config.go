@@ -17,6 +17,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/authgate/authgate/proxy/access"
+	"github.com/authgate/authgate/proxy/idp"
 )
 
 // Config is every setting authgate reads. It is filled from environment
@@ -35,6 +36,8 @@ type Config struct {
 	InternalAddr string `envconfig:"AUTHGATE_INTERNAL_ADDR" default:":4181" desc:"listener for /healthz, /readyz and /metrics"`
 
 	Scopes                []string      `envconfig:"AUTHGATE_SCOPES" default:"openid,email,profile" desc:"scopes requested at login (comma-separated)"`
+	Prompt                string        `envconfig:"AUTHGATE_PROMPT" desc:"OpenID Connect prompt sent at login: space-separated none, login, consent, select_account (consent makes node-oidc-provider grant offline_access)"`
+	AuthParams            string        `envconfig:"AUTHGATE_AUTH_PARAMS" desc:"extra authorization request parameters in URL query form, e.g. access_type=offline or audience=https://api.example.com&resource=https://api.example.com (percent-encode & = + # % inside values)"`
 	GroupsClaim           string        `envconfig:"AUTHGATE_GROUPS_CLAIM" default:"groups" desc:"ID token or userinfo claim holding the user's groups"`
 	PathPrefix            string        `envconfig:"AUTHGATE_PATH_PREFIX" default:"/oauth2" desc:"prefix of authgate's own paths (start, callback, sign_out, userinfo)"`
 	PostLogoutRedirectURL string        `envconfig:"AUTHGATE_POST_LOGOUT_REDIRECT_URL" desc:"absolute URL the IdP sends the browser to after sign-out; empty means the origin of AUTHGATE_REDIRECT_URL"`
@@ -86,6 +89,7 @@ type Config struct {
 	RedisCAFile         string        `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots"`
 
 	// Derived by Load; not read from the environment.
+	authParams    url.Values
 	cookieKeys    [][]byte
 	logLevel      slog.Level
 	publicPaths   *access.PublicPaths
@@ -241,6 +245,18 @@ func (c *Config) validate() []error {
 	}
 	if len(c.Scopes) == 0 || !contains(c.Scopes, "openid") {
 		add("AUTHGATE_SCOPES: must include openid")
+	}
+	if err := idp.CheckPrompt(c.Prompt); err != nil {
+		for _, e := range unjoin(err) {
+			add("AUTHGATE_PROMPT: %v", e)
+		}
+	}
+	if params, err := idp.ParseAuthParams(c.AuthParams); err != nil {
+		for _, e := range unjoin(err) {
+			add("AUTHGATE_AUTH_PARAMS: %v", e)
+		}
+	} else {
+		c.authParams = params
 	}
 	if c.GroupsClaim == "" {
 		add("AUTHGATE_GROUPS_CLAIM: must not be empty")

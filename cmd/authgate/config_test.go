@@ -62,6 +62,8 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 		"AUTHGATE_TLS_CERT_FILE":           "/x.pem",
 		"AUTHGATE_SCOPES":                  "email",
 		"AUTHGATE_UPSTREAM_MAX_IDLE_CONNS": "lots",
+		"AUTHGATE_PROMPT":                  "none consent",
+		"AUTHGATE_AUTH_PARAMS":             "access_type=offline&redirect_uri=https://evil.example&scope=x",
 	})
 	_, err := loadConfig()
 	if err == nil {
@@ -73,6 +75,9 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 		"AUTHGATE_COOKIE_SECRET:", "AUTHGATE_REDIRECT_URL:", "AUTHGATE_SESSION_TTL:", "AUTHGATE_COOKIE_SECURE:",
 		"AUTHGATE_LOG_FORMAT:", "AUTHGATE_TLS_CERT_FILE and AUTHGATE_TLS_KEY_FILE", "AUTHGATE_SCOPES:",
 		"AUTHGATE_UPSTREAM_MAX_IDLE_CONNS:",
+		`AUTHGATE_PROMPT: "none" cannot be combined`,
+		`AUTHGATE_AUTH_PARAMS: parameter "redirect_uri" is set by authgate itself`,
+		`AUTHGATE_AUTH_PARAMS: parameter "scope" is set by authgate itself (use AUTHGATE_SCOPES)`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -22,6 +23,11 @@ var (
 	// verification: bad signature, issuer, audience, nonce, expiry, azp,
 	// at_hash or subject mismatch. The login must not proceed.
 	ErrInvalidToken = errors.New("idp: invalid token")
+	// ErrIssuerMismatch reports an authorization response whose "iss"
+	// parameter is missing where the provider promised it, or names another
+	// issuer (RFC 9207): a possible mix-up attack. The code must not be
+	// redeemed.
+	ErrIssuerMismatch = errors.New("idp: authorization response issuer mismatch")
 	// ErrUnavailable reports a transient fault talking to the provider:
 	// network error, timeout or a 5xx answer. Sessions must be kept.
 	ErrUnavailable = errors.New("idp: provider unavailable")
@@ -39,6 +45,14 @@ type Options struct {
 	RedirectURL string
 	// Scopes requested at login; nil means openid, email, profile.
 	Scopes []string
+	// Prompt is the OpenID Connect "prompt" parameter (Core 3.1.2.1) sent
+	// with every login, checked by CheckPrompt; empty sends none.
+	// node-oidc-provider grants offline_access only with "consent".
+	Prompt string
+	// AuthParams are extra authorization request parameters, such as
+	// access_type=offline (Google), audience (Auth0) or resource (RFC 8707),
+	// checked by CheckAuthParams; nil sends none.
+	AuthParams url.Values
 	// GroupsClaim names the claim holding the user's groups; empty means "groups".
 	GroupsClaim string
 	// NeedGroups asks userinfo for the groups when the ID token lacks the

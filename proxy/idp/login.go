@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -30,12 +32,54 @@ func (p *Provider) NewAuthRequest() (*AuthRequest, error) {
 		return nil, err
 	}
 	verifier := oauth2.GenerateVerifier()
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}
+	if p.prompt != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", p.prompt))
+	}
+	authURL := d.oauth.AuthCodeURL(state, opts...)
+	if len(p.authParams) > 0 {
+		// AuthCodeURL sets one value per name; extra parameters may repeat
+		// (RFC 8707 resource), so they are added to the finished URL.
+		// New has refused every name AuthCodeURL sets.
+		u, err := url.Parse(authURL)
+		if err != nil {
+			return nil, fmt.Errorf("build authorization URL: %w", err)
+		}
+		q := u.Query()
+		for k, vs := range p.authParams {
+			for _, v := range vs {
+				q.Add(k, v)
+			}
+		}
+		u.RawQuery = q.Encode()
+		authURL = u.String()
+	}
 	return &AuthRequest{
 		State:        state,
 		Nonce:        nonce,
 		CodeVerifier: verifier,
-		URL:          d.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)),
+		URL:          authURL,
 	}, nil
+}
+
+// wantsOffline reports whether the login asks for a refresh token: the
+// offline_access scope (OpenID Connect Core 11) or Google's
+// access_type=offline.
+func (p *Provider) wantsOffline() bool {
+	return slices.Contains(p.scopes, "offline_access") || slices.Contains(p.authParams["access_type"], "offline")
+}
+
+// warnNoRefreshToken logs, once per process, that a refresh token was asked
+// for and none came: sessions then end with the first access token, and the
+// provider does not say why.
+func (p *Provider) warnNoRefreshToken() {
+	p.noRefreshWarned.Do(func() {
+		p.log.Warn("a refresh token was requested (offline_access) but the token response had none: sessions will end when the access token expires",
+			keyIssuer, p.issuer,
+			keyHint, "node-oidc-provider and providers following OpenID Connect Core 11 grant offline_access only with prompt=consent: set AUTHGATE_PROMPT=consent; "+
+				"Google needs AUTHGATE_AUTH_PARAMS=access_type=offline (and AUTHGATE_PROMPT=consent to get one again for a user who already consented); "+
+				"otherwise allow the refresh_token grant and offline_access for this client at the provider")
+	})
 }
 
 // randomString returns 256 random bits, base64url without padding; state
@@ -46,6 +90,26 @@ func randomString() (string, error) {
 		return "", fmt.Errorf("read random: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// CheckResponseIssuer is the mix-up defence of RFC 9207 section 2.4, run on
+// the callback before the code is redeemed: when discovery advertised
+// authorization_response_iss_parameter_supported, the "iss" parameter must be
+// present; whenever it is present, it must equal the issuer exactly. present
+// tells an absent parameter from an empty one. Failures wrap
+// ErrIssuerMismatch; before discovery it returns ErrNotReady.
+func (p *Provider) CheckResponseIssuer(iss string, present bool) error {
+	d, err := p.ready()
+	if err != nil {
+		return err
+	}
+	switch {
+	case !present && d.meta.AuthorizationResponseIss:
+		return fmt.Errorf("%w: no iss parameter, though discovery advertises authorization_response_iss_parameter_supported", ErrIssuerMismatch)
+	case present && iss != p.issuer:
+		return fmt.Errorf("%w: iss parameter %q is not the issuer %q", ErrIssuerMismatch, truncate(iss, 200), p.issuer)
+	}
+	return nil
 }
 
 // Exchange finishes a login: it redeems the authorization code with the PKCE
@@ -74,6 +138,9 @@ func (p *Provider) Exchange(ctx context.Context, code, codeVerifier, nonce strin
 		return nil, nil, fmt.Errorf("exchange code: %w", classifyTokenError(err))
 	}
 	tokens := tokensFrom(tok, "")
+	if tokens.RefreshToken == "" && p.wantsOffline() {
+		p.warnNoRefreshToken()
+	}
 	if tokens.IDToken == "" {
 		// OpenID Connect Core 3.1.3.3: a successful answer carries an ID token.
 		return nil, nil, fmt.Errorf("exchange code: %w: token response has no id_token", ErrInvalidToken)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,8 @@ type Provider struct {
 	redirectURL  string
 	issuer       string
 	scopes       []string
+	prompt       string
+	authParams   url.Values
 	groupsClaim  string
 	needGroups   bool
 	retryMin     time.Duration
@@ -52,6 +55,10 @@ type Provider struct {
 	apiClient *http.Client
 
 	state atomic.Pointer[discovered]
+
+	// noRefreshWarned makes the "no refresh token" warning appear once per
+	// process, not at every login.
+	noRefreshWarned sync.Once
 }
 
 // discovered is everything learnt from the discovery document; it is built
@@ -87,6 +94,9 @@ type metadata struct {
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
 	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	CodeChallengeMethods              []string `json:"code_challenge_methods_supported"`
+	// AuthorizationResponseIss is RFC 9207 section 3: the provider sends
+	// "iss" with every authorization response.
+	AuthorizationResponseIss bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // New checks opts and returns a Provider that is not ready until Run has
@@ -105,6 +115,12 @@ func New(opts Options) (*Provider, error) {
 	if opts.Scopes != nil && !slices.Contains(opts.Scopes, oidc.ScopeOpenID) {
 		errs = append(errs, fmt.Errorf("scopes %q lack %q", opts.Scopes, oidc.ScopeOpenID))
 	}
+	if err := CheckPrompt(opts.Prompt); err != nil {
+		errs = append(errs, fmt.Errorf("prompt: %w", err))
+	}
+	if err := CheckAuthParams(opts.AuthParams); err != nil {
+		errs = append(errs, fmt.Errorf("auth params: %w", err))
+	}
 	if opts.DiscoveryRetryMin < 0 || opts.DiscoveryRetryMax < 0 {
 		errs = append(errs, errors.New("discovery retry bounds are negative"))
 	}
@@ -114,6 +130,8 @@ func New(opts Options) (*Provider, error) {
 		redirectURL:  opts.RedirectURL,
 		issuer:       opts.IssuerURL,
 		scopes:       slices.Clone(opts.Scopes),
+		prompt:       strings.Join(strings.Fields(opts.Prompt), " "),
+		authParams:   cloneValues(opts.AuthParams),
 		groupsClaim:  opts.GroupsClaim,
 		needGroups:   opts.NeedGroups,
 		retryMin:     opts.DiscoveryRetryMin,
@@ -360,4 +378,15 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+func cloneValues(v url.Values) url.Values {
+	if v == nil {
+		return nil
+	}
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = slices.Clone(vs)
+	}
+	return c
 }

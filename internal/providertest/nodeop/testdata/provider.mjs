@@ -12,13 +12,16 @@
 //                                                      listed first (so used
 //                                                      first), old keys kept
 //   GET  /__test/keys                              -> the kids, newest first
-// Both rebuild the Provider with the same in-memory storage (the memory
-// adapter is module-global) and cookie keys, so sessions, grants and
+// Both rebuild the Provider with the same in-memory storage and cookie keys, so sessions, grants and
 // tokens survive, as they do at a real provider that rotates keys.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
+// The library's in-memory adapter; built without a store of its own it
+// keeps everything in one module-global store, which every rebuilt
+// Provider below then shares.
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 
 const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const clients = [...(cfg.clients ?? [])];
@@ -54,6 +57,7 @@ const accounts = {
 function build() {
   const provider = new Provider(cfg.issuer, {
     clients,
+    adapter: (model) => new MemoryAdapter(model, undefined, 0),
     jwks: { keys },
     cookies: { keys: ['authgate-test-cookie-key'] },
     claims: {
@@ -114,6 +118,7 @@ function build() {
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA', 'HS256'],
     },
   });
+  provider.on('grant.error', (ctx, err) => console.error('grant.error', err.message, err.error_detail ?? ''));
   provider.on('server_error', (ctx, err) => console.error('server_error', err));
   provider.on('backchannel.error', (ctx, err, client) => console.error('backchannel.error', client.clientId, err.message));
   provider.on('backchannel.success', (ctx, client) => console.log('backchannel.success', client.clientId));

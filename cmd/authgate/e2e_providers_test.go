@@ -219,6 +219,12 @@ func (g *rpGate) forceRefresh(t *testing.T, b *browser, parallel int) *session.S
 		}
 	}
 	after := g.session(t, b)
+	if strings.Contains(g.logs.String(), "verify id token: idp: invalid token: failed to verify signature") {
+		// Ory Hydra up to at least v2.3.0 signs the ID token of a refresh
+		// with its newest key but names the key of the original login in
+		// the header (ory/hydra#3573): a kid-matching verifier refuses it.
+		t.Errorf("authgate refused the refreshed ID token's signature (Ory Hydra names a stale kid after key rotation, ory/hydra#3573)")
+	}
 	if after.RefreshToken == before.RefreshToken || after.AccessToken == before.AccessToken {
 		t.Fatalf("session after the refresh burst still has the old tokens (refresh token changed %v, access token changed %v)",
 			after.RefreshToken != before.RefreshToken, after.AccessToken != before.AccessToken)
@@ -343,14 +349,16 @@ func testProviderFlows(t *testing.T, op *realOP) {
 		if newKid == oldKid {
 			t.Fatalf("rotation kept kid %q", oldKid)
 		}
-		// The running session's refresh brings an ID token signed with the
-		// new key, which authgate has never seen.
+		// A new login brings an ID token signed with a key authgate has
+		// never seen: it fetches the provider's keys again.
+		if _, kid := jwtHeader(t, g.session(t, g.login(t)).IDToken); kid != newKid {
+			t.Errorf("ID token of a login after rotation signed by %q, want the new key %q", kid, newKid)
+		}
+		// The running session's refresh brings one too.
 		s := g.forceRefresh(t, b, 1)
 		if _, kid := jwtHeader(t, s.IDToken); kid != newKid {
-			t.Errorf("ID token after rotation signed by %q, want the new key %q", kid, newKid)
+			t.Errorf("ID token refreshed after rotation signed by %q, want the new key %q", kid, newKid)
 		}
-		// And a new login verifies with it.
-		g.login(t)
 	})
 }
 

@@ -22,11 +22,11 @@ import (
 // RouteSpec is one entry of a routes file (AUTHGATE_ROUTES_FILE or
 // AUTHGATE_ROUTES), as written by the operator:
 //
-//	- name: admin              # optional: names the route in logs and metrics
-//	  match: "/admin/"         # [METHOD ]PATH, as AUTHGATE_PUBLIC_PATHS
-//	  allow: '"admins" in groups'
-//	- match: "GET /status"
-//	  public: true
+//   - name: admin              # optional: names the route in logs and metrics
+//     match: "/admin/"         # [METHOD ]PATH, as AUTHGATE_PUBLIC_PATHS
+//     allow: '"admins" in groups'
+//   - match: "GET /status"
+//     public: true
 type RouteSpec struct {
 	Name   string  `json:"name,omitempty"`
 	Match  string  `json:"match"`
@@ -47,6 +47,10 @@ func ParseRouteSpecs(data []byte) ([]RouteSpec, error) {
 	}
 	return specs, nil
 }
+
+// NoRouteLabel stands for "no route matched" where a route's Label would
+// go (logs, metrics); no route may be named so.
+const NoRouteLabel = "none"
 
 // maxRouteNameLen bounds a route's name, which becomes a metric label.
 const maxRouteNameLen = 64
@@ -166,6 +170,8 @@ func CompileRoutes(specs []RouteSpec) (*Routes, error) {
 				errs = append(errs, fmt.Errorf("%s: name %q: want 1 to %d of A-Z a-z 0-9 _ . -", where, spec.Name, maxRouteNameLen))
 			} else if j, dup := names[spec.Name]; dup {
 				errs = append(errs, fmt.Errorf("%s: name %q is also route %d's", where, spec.Name, j))
+			} else if spec.Name == NoRouteLabel {
+				errs = append(errs, fmt.Errorf("%s: name %q is reserved for requests no route matches", where, spec.Name))
 			} else if _, err := strconv.Atoi(spec.Name); err == nil {
 				// A numeric name would be confused with another route's index.
 				errs = append(errs, fmt.Errorf("%s: name %q: a number would read as a route index", where, spec.Name))
@@ -367,7 +373,7 @@ func (rt *Route) Allow(in *Input) (bool, error) {
 		return false, errors.New("route has no allow expression")
 	}
 	act := activationPool.Get().(*activation)
-	act.in, act.rt = in, rt
+	act.in, act.rt = *in, rt
 	out, _, err := rt.prg.Eval(act)
 	act.reset()
 	activationPool.Put(act)
@@ -386,7 +392,7 @@ func (rt *Route) Allow(in *Input) (bool, error) {
 // user lacks is not bound at all, so using it is an error (which denies)
 // rather than a match against "" or an empty list.
 type activation struct {
-	in  *Input
+	in  Input
 	rt  *Route
 	req Request
 }
@@ -400,7 +406,7 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 
 // ResolveName implements interpreter.Activation.
 func (a *activation) ResolveName(name string) (any, bool) {
-	in := a.in
+	in := &a.in
 	switch name {
 	case "sub":
 		if in.Subject == "" {

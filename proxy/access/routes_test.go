@@ -302,3 +302,10 @@ func BenchmarkRouteAllow(b *testing.B) {
 		}
 	}
 }
+
+func TestRouteNameNoneReserved(t *testing.T) {
+	specs, _ := ParseRouteSpecs([]byte("- name: none\n  match: /\n  public: true\n"))
+	if _, err := CompileRoutes(specs); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Errorf("CompileRoutes(name none) error = %v, want reserved", err)
+	}
+}

@@ -38,6 +38,7 @@ type Provider struct {
 	scopes       []string
 	groupsClaim  string
 	needGroups   bool
+	keepClaims   bool
 	retryMin     time.Duration
 	retryMax     time.Duration
 	log          *slog.Logger
@@ -113,6 +114,7 @@ func New(opts Options) (*Provider, error) {
 		scopes:       slices.Clone(opts.Scopes),
 		groupsClaim:  opts.GroupsClaim,
 		needGroups:   opts.NeedGroups,
+		keepClaims:   opts.KeepClaims,
 		retryMin:     opts.DiscoveryRetryMin,
 		retryMax:     opts.DiscoveryRetryMax,
 		log:          opts.Logger,

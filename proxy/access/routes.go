@@ -67,6 +67,7 @@ const costLimit = 100_000
 type Routes struct {
 	routes     []Route
 	usesClaims bool
+	usesGroups bool
 }
 
 // Route is one compiled route. Its zero value matches nothing.
@@ -88,6 +89,7 @@ type Route struct {
 	// request.headers, which are built for an evaluation only then.
 	usesClaims  bool
 	usesHeaders bool
+	usesGroups  bool
 }
 
 // Request is what an allow expression sees as "request". Its fields are
@@ -147,7 +149,7 @@ func newRouteEnv() (*cel.Env, error) {
 var routeEnv = sync.OnceValues(newRouteEnv)
 
 // CompileRoutes validates and compiles routes in order. Every problem is
-// reported, each naming the route ("route 2 (admin)") and, for an
+// reported (the error joins one per problem, see errors.Join), each naming the route ("route 2 (admin)") and, for an
 // expression, the line and column: a match that is not "[METHOD ]/path"
 // in canonical form, a route with both or neither of public and allow, an
 // expression that does not parse, does not type-check or is not a bool,
@@ -201,11 +203,12 @@ func CompileRoutes(specs []RouteSpec) (*Routes, error) {
 				errs = append(errs, fmt.Errorf("%s: allow: %w", where, err))
 			}
 			rs.usesClaims = rs.usesClaims || rt.usesClaims
+			rs.usesGroups = rs.usesGroups || rt.usesGroups
 		}
 		rs.routes = append(rs.routes, rt)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("compile routes: %w", err)
+		return nil, err
 	}
 	return rs, nil
 }
@@ -248,18 +251,21 @@ func (rt *Route) compile(env *cel.Env, src string) error {
 		return fmt.Errorf("plan: %w", err)
 	}
 	rt.expr, rt.prg = src, prg
-	rt.usesClaims, rt.usesHeaders = references(checked.NativeRep())
+	rt.usesClaims, rt.usesGroups, rt.usesHeaders = references(checked.NativeRep())
 	return nil
 }
 
-// references reports whether the checked expression reads the claims
-// variable, and whether it may read request.headers: any use of request
+// references reports whether the checked expression reads the claims and
+// groups variables, and whether it may read request.headers: any use of request
 // other than selecting method, path or host counts, so that passing
 // request whole to a macro or comparison still sees the headers.
-func references(a *ast.AST) (claims, headers bool) {
+func references(a *ast.AST) (claims, groups, headers bool) {
 	for _, ref := range a.ReferenceMap() {
-		if ref.Name == "claims" {
+		switch ref.Name {
+		case "claims":
 			claims = true
+		case "groups":
+			groups = true
 		}
 	}
 	requestIDs := map[int64]bool{}
@@ -282,7 +288,7 @@ func references(a *ast.AST) (claims, headers bool) {
 			headers = true
 		}
 	}
-	return claims, headers
+	return claims, groups, headers
 }
 
 // Len returns the number of routes; 0 for a nil *Routes.
@@ -304,6 +310,11 @@ func (rs *Routes) Labels() []string {
 	}
 	return out
 }
+
+// UsesGroups reports whether any route's expression reads groups, in which
+// case the groups claim must be fetched from userinfo when the ID token
+// lacks it.
+func (rs *Routes) UsesGroups() bool { return rs != nil && rs.usesGroups }
 
 // UsesClaims reports whether any route's expression reads claims, in which
 // case sessions must keep the user's claims.

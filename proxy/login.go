@@ -154,6 +154,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		Name:              ident.Name,
 		Groups:            ident.Groups,
 		IDPSessionID:      ident.SessionID,
+		Claims:            ident.Claims,
 		AccessToken:       tokens.AccessToken,
 		RefreshToken:      tokens.RefreshToken,
 		IDToken:           tokens.IDToken,

@@ -119,6 +119,12 @@ type Options struct {
 	// Policy decides which signed-in users (and bearer tokens) may pass;
 	// nil admits every one.
 	Policy *access.Policy
+	// Routes, when set, decide every request instead of PublicPaths and
+	// Policy (which must then be nil): the first route whose pattern
+	// matches the normalised path is public or evaluates its allow
+	// expression, and a path no route matches is refused with 403. Nil
+	// keeps PublicPaths and Policy.
+	Routes *access.Routes
 	// Bearer, when set, accepts "Authorization: Bearer <JWT>" from API
 	// clients: a token it verifies is forwarded as is, any other bearer
 	// token gets 401. Nil turns bearer tokens off: the client's
@@ -172,6 +178,8 @@ type Handler struct {
 
 	public          *access.PublicPaths
 	policy          *access.Policy
+	routes          *access.Routes
+	routeCounters   []routeCounters
 	bearer          BearerVerifier
 	bearerAudiences []string
 	trusted         *access.TrustedProxies
@@ -216,6 +224,8 @@ func New(o Options) (*Handler, error) {
 		return nil, errors.New("proxy: Options.Upstream is required")
 	case o.Bearer != nil && len(o.BearerAudiences) == 0:
 		return nil, errors.New("proxy: Options.BearerAudiences is required with Options.Bearer")
+	case o.Routes != nil && (o.PublicPaths != nil || o.Policy != nil):
+		return nil, errors.New("proxy: Options.Routes replaces Options.PublicPaths and Options.Policy; set only one kind")
 	}
 	h := &Handler{
 		provider:              o.Provider,
@@ -235,6 +245,7 @@ func New(o Options) (*Handler, error) {
 		requestIDHeader:       o.RequestIDHeader,
 		public:                o.PublicPaths,
 		policy:                o.Policy,
+		routes:                o.Routes,
 		bearer:                o.Bearer,
 		bearerAudiences:       o.BearerAudiences,
 		trusted:               o.TrustedProxies,
@@ -291,6 +302,7 @@ func New(o Options) (*Handler, error) {
 	h.states = newUsedStates(h.now)
 	h.jtis = newUsedStates(h.now)
 	h.streams = newStreamTracker(h.revocations, h.now)
+	h.routeCounters = h.metrics.routeCounters(h.routes.Labels())
 	return h, nil
 }
 
@@ -360,16 +372,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serveProtected(w, r, path)
 }
 
-// serveProtected is the public paths → bearer → session → policy →
-// refresh → forward chain. path is the normalised path.
+// serveProtected is the public paths (or routes) → bearer → session →
+// policy (or route rule) → refresh → forward chain. path is the
+// normalised path.
 func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path string) {
-	if h.public.Match(r.Method, path) {
+	d, ok := h.decide(w, r, r.Method, path, false)
+	if !ok {
+		return
+	}
+	if d.public {
 		h.forwardPublic(w, r)
 		return
 	}
+	d.host = r.Host
 	if h.bearer != nil {
 		if token, present := bearerToken(r.Header); present {
-			id, ok := h.verifyBearer(w, r, token)
+			id, ok := h.verifyBearer(w, r, token, d)
 			if ok {
 				h.metrics.request(outcomeForwarded, 0)
 				h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(r.Context(), id)))
@@ -385,7 +403,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path st
 		h.unauthenticated(w, r)
 		return
 	}
-	if !h.allowSession(w, r, s) {
+	if !h.allowSession(w, r, s, d) {
 		return
 	}
 	s, ok = h.fresh(w, r, s, func() { h.unauthenticated(w, r) })

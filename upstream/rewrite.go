@@ -221,3 +221,34 @@ func (p *Proxy) trustedForwarded(r *http.Request) (clientIP, host, proto string,
 	clientIP, host, proto, ok = p.forwarded(r)
 	return clientIP, host, proto, ok && clientIP != "" && host != "" && proto != ""
 }
+
+// HeaderReaches reports whether the client's header name, in a request
+// with header h, reaches the upstream as the client sent it. It does not
+// for hop-by-hop headers (RFC 9110 section 7.6.1, including every name
+// listed in Connection), for the identity and forwarding headers
+// deleteUntrusted removes, and for Cookie, from which authgate's own
+// cookies are removed. Routes show an allow expression only these, so
+// that a rule never decides on a header the upstream would not see.
+func HeaderReaches(h http.Header, name string) bool {
+	if isUntrusted(name) || isHopByHop(name) || foldEqual(name, "cookie") {
+		return false
+	}
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if foldEqual(name, strings.ToLower(strings.TrimSpace(f))) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHopByHop(k string) bool {
+	for _, hop := range [...]string{"connection", "proxy-connection", "keep-alive", "proxy-authenticate",
+		"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"} {
+		if foldEqual(k, hop) {
+			return true
+		}
+	}
+	return false
+}

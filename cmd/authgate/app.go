@@ -84,7 +84,8 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		Prompt:            cfg.Prompt,
 		AuthParams:        cfg.authParams,
 		GroupsClaim:       cfg.GroupsClaim,
-		NeedGroups:        len(cfg.AllowedGroups) > 0,
+		NeedGroups:        len(cfg.AllowedGroups) > 0 || cfg.routes.UsesGroups(),
+		KeepClaims:        cfg.routes.UsesClaims(),
 		HTTPClient:        idpClient,
 		Logger:            logger,
 		Now:               now,
@@ -201,6 +202,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		RequestIDHeader:       cfg.RequestIDHeader,
 		PublicPaths:           cfg.publicPaths,
 		Policy:                cfg.policy,
+		Routes:                cfg.routes,
 		Bearer:                bearer,
 		BearerAudiences:       cfg.BearerAudiences,
 		TrustedProxies:        cfg.trusted,
@@ -282,7 +284,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.log.Info("authgate listening", "version", version, "addr", m.ProxyAddr(), "internal_addr", m.InternalAddr(),
 		"upstream", redactURL(m.cfg.Upstream), "issuer", m.cfg.IssuerURL, "tls", m.certs != nil,
 		"public_paths", m.cfg.publicPaths.Patterns(), "bearer_audiences", m.cfg.BearerAudiences,
-		"trusted_proxies", m.cfg.TrustedProxies,
+		"trusted_proxies", m.cfg.TrustedProxies, "routes", m.cfg.routes.Labels(),
 		"policy", len(m.cfg.AllowedEmails)+len(m.cfg.AllowedEmailDomains)+len(m.cfg.AllowedGroups) > 0)
 	close(m.ready)
 

@@ -71,6 +71,8 @@ type Config struct {
 	AllowedEmails        []string `envconfig:"AUTHGATE_ALLOWED_EMAILS" desc:"comma-separated email addresses allowed in; empty with the other two lists empty admits every signed-in user"`
 	AllowedEmailDomains  []string `envconfig:"AUTHGATE_ALLOWED_EMAIL_DOMAINS" desc:"comma-separated email domains allowed in, matched exactly at the @ (no subdomains)"`
 	AllowedGroups        []string `envconfig:"AUTHGATE_ALLOWED_GROUPS" desc:"comma-separated groups (AUTHGATE_GROUPS_CLAIM) allowed in; a user passes when any list admits them"`
+	RoutesFile           string   `envconfig:"AUTHGATE_ROUTES_FILE" desc:"YAML file of ordered routes ({match, public: true | allow: CEL, name}), the first match deciding; replaces AUTHGATE_PUBLIC_PATHS and AUTHGATE_ALLOWED_*; a path no route matches is refused (403)"`
+	Routes               string   `envconfig:"AUTHGATE_ROUTES" desc:"the routes of AUTHGATE_ROUTES_FILE inline, e.g. YAML flow syntax on one line for Compose: [{match: /admin/, allow: '\"admins\" in groups'}, {match: /, allow: 'true'}]"`
 	BearerAudiences      []string `envconfig:"AUTHGATE_BEARER_AUDIENCES" desc:"accept API clients' own JWT access tokens from the issuer naming one of these audiences (comma-separated); empty turns bearer tokens off"`
 	TrustedProxies       []string `envconfig:"AUTHGATE_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies in front of authgate whose X-Forwarded-For, -Host, -Proto (passed to the upstream) and, for forward-auth, -Uri, -Method and X-Original-URI, -Method are believed; empty trusts none"`
 	AllowedRedirectHosts []string `envconfig:"AUTHGATE_ALLOWED_REDIRECT_HOSTS" desc:"hosts (exact, or .example.com for subdomains) a login may return to besides AUTHGATE_REDIRECT_URL's; requires AUTHGATE_COOKIE_DOMAIN covering them"`
@@ -94,6 +96,7 @@ type Config struct {
 	logLevel      slog.Level
 	publicPaths   *access.PublicPaths
 	policy        *access.Policy
+	routes        *access.Routes
 	trusted       *access.TrustedProxies
 	redirectHosts *access.RedirectHosts
 }
@@ -313,6 +316,71 @@ func (c *Config) validate() []error {
 	return problems
 }
 
+// validateRoutes reads and compiles AUTHGATE_ROUTES_FILE or
+// AUTHGATE_ROUTES, one problem per route error. Routes replace the public
+// paths and allow-lists, so setting both kinds is an error naming both.
+func (c *Config) validateRoutes() []error {
+	var problems []error
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	var key string
+	var src []byte
+	switch {
+	case c.RoutesFile != "" && c.Routes != "":
+		add("AUTHGATE_ROUTES and AUTHGATE_ROUTES_FILE: set one, not both")
+		return problems
+	case c.RoutesFile != "":
+		key = "AUTHGATE_ROUTES_FILE"
+		b, err := os.ReadFile(c.RoutesFile)
+		if err != nil {
+			add("%s: read routes: %w", key, err)
+			return problems
+		}
+		src = b
+	case c.Routes != "":
+		key, src = "AUTHGATE_ROUTES", []byte(c.Routes)
+	default:
+		return nil
+	}
+	var legacy []string
+	for _, v := range []struct {
+		key  string
+		list []string
+	}{
+		{"AUTHGATE_PUBLIC_PATHS", c.PublicPaths},
+		{"AUTHGATE_ALLOWED_EMAILS", c.AllowedEmails},
+		{"AUTHGATE_ALLOWED_EMAIL_DOMAINS", c.AllowedEmailDomains},
+		{"AUTHGATE_ALLOWED_GROUPS", c.AllowedGroups},
+	} {
+		if len(v.list) > 0 {
+			legacy = append(legacy, v.key)
+		}
+	}
+	if len(legacy) > 0 {
+		add("%s and %s: routes replace the public paths and allow-lists; write them as routes (README: Routes) and set only one kind",
+			key, strings.Join(legacy, ", "))
+	}
+	specs, err := access.ParseRouteSpecs(src)
+	if err != nil {
+		add("%s: %w", key, err)
+		return problems
+	}
+	routes, err := access.CompileRoutes(specs)
+	if err != nil {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				add("%s: %w", key, e)
+			}
+		} else {
+			add("%s: %w", key, err)
+		}
+		return problems
+	}
+	if len(legacy) == 0 {
+		c.routes, c.publicPaths, c.policy = routes, nil, nil
+	}
+	return problems
+}
+
 // validateAccess checks the access-control variables and builds their
 // decision values.
 func (c *Config) validateAccess() []error {
@@ -344,6 +412,7 @@ func (c *Config) validateAccess() []error {
 	if c.policy, err = access.NewPolicy(c.AllowedEmails, c.AllowedEmailDomains, c.AllowedGroups); err != nil {
 		c.policy = nil
 	}
+	problems = append(problems, c.validateRoutes()...)
 	for _, aud := range c.BearerAudiences {
 		switch {
 		case aud == "":

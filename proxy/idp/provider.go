@@ -41,6 +41,7 @@ type Provider struct {
 	authParams   url.Values
 	groupsClaim  string
 	needGroups   bool
+	keepClaims   bool
 	retryMin     time.Duration
 	retryMax     time.Duration
 	log          *slog.Logger
@@ -134,6 +135,7 @@ func New(opts Options) (*Provider, error) {
 		authParams:   cloneValues(opts.AuthParams),
 		groupsClaim:  opts.GroupsClaim,
 		needGroups:   opts.NeedGroups,
+		keepClaims:   opts.KeepClaims,
 		retryMin:     opts.DiscoveryRetryMin,
 		retryMax:     opts.DiscoveryRetryMax,
 		log:          opts.Logger,

@@ -93,6 +93,10 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 // package idp) and stores the new session.
 func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if name := repeatedCallbackParam(q); name != "" {
+		h.rejectRepeatedParam(w, r, q, name)
+		return
+	}
 	state := q.Get("state")
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
 

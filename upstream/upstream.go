@@ -136,6 +136,13 @@ type Options struct {
 	// header and the connection's scheme. Client-sent X-Forwarded-* headers
 	// are never passed on as they are.
 	Forwarded func(r *http.Request) (clientIP, host, proto string, ok bool)
+
+	// PassRoutingHeaders names headers of RoutingHeaders that the upstream
+	// may still receive from the client, for an upstream that really needs
+	// one (a method override from an old HTML form, say). Names are matched
+	// case-insensitively with '_' equal to '-'; a name not in
+	// RoutingHeaders makes New fail. Nil removes every routing header.
+	PassRoutingHeaders []string
 }
 
 // Proxy forwards requests to the upstream with the identity found in their
@@ -150,6 +157,7 @@ type Proxy struct {
 	log         *slog.Logger
 	observe     func(*http.Request, int, time.Duration)
 	forwarded   func(*http.Request) (string, string, string, bool)
+	passRouting routingSet // routing headers the client may still send
 }
 
 // New returns a Proxy for o, or an error wrapping ErrInvalidTarget when
@@ -159,7 +167,12 @@ func New(o Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	pass, err := parseRoutingHeaders(o.PassRoutingHeaders)
+	if err != nil {
+		return nil, err
+	}
 	p := &Proxy{
+		passRouting: pass,
 		target:      t.url,
 		ridHeader:   http.CanonicalHeaderKey(o.RequestIDHeader),
 		isOwnCookie: o.IsOwnCookie,

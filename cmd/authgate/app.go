@@ -155,6 +155,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 	}
 	up, err := upstream.New(upstream.Options{
 		Forwarded:             forwarded,
+		PassRoutingHeaders:    cfg.PassRoutingHeaders,
 		Target:                cfg.Upstream,
 		DialTimeout:           cfg.UpstreamDialTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamResponseTimeout,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/authgate/authgate/proxy/access"
 	"github.com/authgate/authgate/proxy/idp"
+	"github.com/authgate/authgate/upstream"
 )
 
 // Config is every setting authgate reads. It is filled from environment
@@ -75,6 +76,7 @@ type Config struct {
 	Routes               string   `envconfig:"AUTHGATE_ROUTES" desc:"the routes of AUTHGATE_ROUTES_FILE inline, e.g. YAML flow syntax on one line for Compose: [{match: /admin/, allow: '\"admins\" in groups'}, {match: /, allow: 'true'}]"`
 	BearerAudiences      []string `envconfig:"AUTHGATE_BEARER_AUDIENCES" desc:"accept API clients' own JWT access tokens from the issuer naming one of these audiences (comma-separated); empty turns bearer tokens off"`
 	TrustedProxies       []string `envconfig:"AUTHGATE_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies in front of authgate whose X-Forwarded-For, -Host, -Proto (passed to the upstream) and, for forward-auth, -Uri, -Method and X-Original-URI, -Method are believed; empty trusts none"`
+	PassRoutingHeaders   []string `envconfig:"AUTHGATE_PASS_ROUTING_HEADERS" desc:"routing headers (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) the upstream may still receive from clients; empty removes them all"`
 	AllowedRedirectHosts []string `envconfig:"AUTHGATE_ALLOWED_REDIRECT_HOSTS" desc:"hosts (exact, or .example.com for subdomains) a login may return to besides AUTHGATE_REDIRECT_URL's; requires AUTHGATE_COOKIE_DOMAIN covering them"`
 
 	SessionStore        string        `envconfig:"AUTHGATE_SESSION_STORE" default:"cookie" desc:"cookie (the session sealed in the cookie) or redis (sessions shared by replicas; the cookie holds a ticket)"`
@@ -387,7 +389,7 @@ func (c *Config) validateAccess() []error {
 	var problems []error
 	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	for _, list := range []*[]string{&c.PublicPaths, &c.AllowedEmails, &c.AllowedEmailDomains, &c.AllowedGroups,
-		&c.BearerAudiences, &c.TrustedProxies, &c.AllowedRedirectHosts} {
+		&c.BearerAudiences, &c.TrustedProxies, &c.AllowedRedirectHosts, &c.PassRoutingHeaders} {
 		*list = trimList(*list)
 	}
 
@@ -425,6 +427,9 @@ func (c *Config) validateAccess() []error {
 	}
 	if c.trusted, err = access.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		add("AUTHGATE_TRUSTED_PROXIES: %v", err)
+	}
+	if err := upstream.CheckRoutingHeaders(c.PassRoutingHeaders); err != nil {
+		add("AUTHGATE_PASS_ROUTING_HEADERS: %v", err)
 	}
 
 	// The post-login redirect may name AUTHGATE_REDIRECT_URL's own origin

@@ -295,9 +295,17 @@ func newBrowser(t *testing.T) *browser {
 // navigate GETs url like a top-level navigation, following redirects.
 func (b *browser) navigate(rawURL string) *http.Response {
 	b.t.Helper()
+	return b.navigateFrom(rawURL, "none")
+}
+
+// navigateFrom is navigate with the Sec-Fetch-Site a browser would send:
+// "none" for a typed URL, "same-origin" for a link on the site's own page.
+func (b *browser) navigateFrom(rawURL, site string) *http.Response {
+	b.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, rawURL, nil)
 	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
 	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Site", site)
 	resp, err := b.Do(req)
 	if err != nil {
 		b.t.Fatalf("GET %s: %v", rawURL, err)

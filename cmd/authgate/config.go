@@ -63,6 +63,7 @@ type Config struct {
 
 	LogLevel  string `envconfig:"AUTHGATE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat string `envconfig:"AUTHGATE_LOG_FORMAT" default:"json" desc:"json or text"`
+	Pprof     bool   `envconfig:"AUTHGATE_PPROF" default:"false" desc:"serve net/http/pprof under /debug/pprof/ on the internal listener (never on the proxy listener)"`
 
 	PublicPaths          []string `envconfig:"AUTHGATE_PUBLIC_PATHS" desc:"paths served without a session, identity headers removed: comma-separated http.ServeMux patterns, [METHOD ]/path, trailing / = subtree, e.g. GET /static/,/healthz"`
 	AllowedEmails        []string `envconfig:"AUTHGATE_ALLOWED_EMAILS" desc:"comma-separated email addresses allowed in; empty with the other two lists empty admits every signed-in user"`

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ type Main struct {
 	provider *idp.Provider
 	handler  *proxy.Handler
 	registry *prometheus.Registry
+	secrets  *secretMetrics
 
 	proxyLn, internalLn net.Listener
 	proxySrv, internal  *http.Server
@@ -72,11 +74,23 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		now = time.Now
 	}
 
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := proxy.NewMetrics(registry)
+	secretMetrics := newSecretMetrics(registry, cfg.watchedFileVariables())
+
 	idpClient, err := newHTTPClient(cfg.OIDCCAFile, cfg.OIDCTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("AUTHGATE_OIDC_CA_FILE: %w", err)
 	}
-	provider, err := idp.New(idp.Options{
+	// provider is set below, before any call to the IdP is made.
+	var provider *idp.Provider
+	idpClient.Transport = timedTransport{
+		base:    idpClient.Transport,
+		name:    func(u *url.URL) string { return provider.EndpointName(u) },
+		observe: metrics.ObserveIdP,
+	}
+	provider, err = idp.New(idp.Options{
 		IssuerURL:         cfg.IssuerURL,
 		ClientID:          cfg.ClientID,
 		ClientSecret:      cfg.ClientSecret,
@@ -132,10 +146,6 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		}
 	}
 	flowPrefix := session.NewCookies(flowCookie).Name() + "_"
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := proxy.NewMetrics(registry)
 
 	upstreamTLS, err := tlsClientConfig(cfg.UpstreamCAFile)
 	if err != nil {
@@ -212,7 +222,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		return nil, fmt.Errorf("configure proxy: %w", err)
 	}
 
-	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, ready: make(chan struct{})}
+	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, secrets: secretMetrics, ready: make(chan struct{})}
 	m.background = append(background, handler.Run)
 	if cfg.TLSCertFile != "" {
 		m.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)

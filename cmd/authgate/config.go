@@ -172,6 +172,25 @@ func (c *Config) resolveFiles() []error {
 	return problems
 }
 
+// watchedFileVariables names the set …_FILE variables whose files are
+// watched for changes.
+func (c *Config) watchedFileVariables() []string {
+	var vars []string
+	for _, f := range []struct{ key, file string }{
+		{"AUTHGATE_CLIENT_SECRET_FILE", c.ClientSecretFile},
+		{"AUTHGATE_COOKIE_SECRET_FILE", c.CookieSecretFile},
+		{"AUTHGATE_REDIS_PASSWORD_FILE", c.RedisPasswordFile},
+		{"AUTHGATE_OIDC_CA_FILE", c.OIDCCAFile},
+		{"AUTHGATE_UPSTREAM_CA_FILE", c.UpstreamCAFile},
+		{"AUTHGATE_REDIS_CA_FILE", c.RedisCAFile},
+	} {
+		if f.file != "" {
+			vars = append(vars, f.key)
+		}
+	}
+	return vars
+}
+
 // validate checks every setting and returns one error per problem.
 func (c *Config) validate() []error {
 	var problems []error

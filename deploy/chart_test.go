@@ -90,6 +90,27 @@ func checkStandalone(t *testing.T, objs []object, values map[string]any, config 
 		t.Errorf("Deployment selector %v does not select its pod labels %v", d.Spec.Selector.MatchLabels, pod.Labels)
 	}
 
+	// The optional `authgate check` init container sees exactly the
+	// proxy's configuration.
+	check, init := findContainer(&pod.Spec, "authgate-check")
+	enabled, _ := lookup(values, "checkInitContainer", "enabled").(bool)
+	switch {
+	case enabled && (check == nil || !init):
+		t.Errorf("checkInitContainer.enabled: no authgate-check init container")
+	case !enabled && check != nil:
+		t.Errorf("authgate-check rendered although checkInitContainer.enabled is false")
+	case check != nil:
+		if !slices.Equal(check.Args, []string{"check"}) || check.Image != c.Image {
+			t.Errorf("authgate-check: image %q args %q, want %q [check]", check.Image, check.Args, c.Image)
+		}
+		if !reflect.DeepEqual(check.Env, c.Env) || !reflect.DeepEqual(check.VolumeMounts, c.VolumeMounts) {
+			t.Errorf("authgate-check: env or volume mounts differ from the authgate container's")
+		}
+		if !reflect.DeepEqual(check.SecurityContext, c.SecurityContext) {
+			t.Errorf("authgate-check: securityContext differs from the authgate container's")
+		}
+	}
+
 	secrets := map[string]*corev1.Secret{}
 	for _, o := range objs {
 		if s, ok := o.Obj.(*corev1.Secret); ok {

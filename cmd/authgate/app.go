@@ -413,6 +413,23 @@ func redactURL(raw string) string {
 // the store itself, or only for logout token ids) and the revocation feed.
 func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.RevocationList, now func() time.Time, logger *slog.Logger) (*redisstore.Store, *redisstore.Revocations, error) {
 	redisstore.SetClientLogger(logger)
+	opts, err := redisClientOptions(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := redisstore.NewClient(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configure Redis: %w", err)
+	}
+	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
+	if err != nil {
+		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
+	}
+	return store, redisstore.NewRevocations(client, revocations, redisstore.DefaultPrefix, logger), nil
+}
+
+// redisClientOptions are the Redis connection settings of cfg.
+func redisClientOptions(cfg *Config) (redisstore.ClientOptions, error) {
 	opts := redisstore.ClientOptions{
 		URL:            cfg.RedisURL,
 		Addrs:          cfg.RedisAddrs,
@@ -425,20 +442,12 @@ func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.Re
 	if cfg.RedisTLS || cfg.RedisCAFile != "" {
 		tlsConfig, err := tlsClientConfig(cfg.RedisCAFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("AUTHGATE_REDIS_CA_FILE: %w", err)
+			return opts, fmt.Errorf("AUTHGATE_REDIS_CA_FILE: %w", err)
 		}
 		if tlsConfig == nil {
 			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		opts.TLS = tlsConfig
 	}
-	client, err := redisstore.NewClient(opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("configure Redis: %w", err)
-	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
-	if err != nil {
-		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
-	}
-	return store, redisstore.NewRevocations(client, revocations, redisstore.DefaultPrefix, logger), nil
+	return opts, nil
 }

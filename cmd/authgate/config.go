@@ -468,6 +468,7 @@ func printHelp(w io.Writer) {
 
 Usage:
   authgate              run the proxy, configured by the environment variables below
+  authgate check        check the configuration, the provider, Redis and the upstream, then exit
   authgate healthcheck  probe http://AUTHGATE_INTERNAL_ADDR/healthz (for container healthchecks)
   authgate demo         run a self-contained demo (built-in identity provider and upstream)
   authgate --help       print this help

@@ -243,11 +243,13 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 	if h.shared != nil {
 		work = func(ctx context.Context) (*session.Session, error) { return h.redeemShared(ctx, w, r, s, &redeemed) }
 	}
+	start := time.Now()
 	next, _, err := h.refresher.refresh(r.Context(), s, work)
+	took := time.Since(start)
 	switch {
 	case err == nil:
 		if redeemed {
-			h.metrics.refresh(refreshSucceeded)
+			h.metrics.refresh(refreshSucceeded, took)
 			h.log.LogAttrs(r.Context(), slog.LevelDebug, "access token refreshed", reqID, slog.Any(attrSession, next))
 		}
 		if h.shared != nil {
@@ -267,7 +269,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		return nil, false
 	case errors.Is(err, idp.ErrInvalidGrant):
 		if redeemed {
-			h.metrics.refresh(refreshRejected)
+			h.metrics.refresh(refreshRejected, took)
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "refresh token rejected; session ended", reqID, slog.Any(attrSession, s))
 		}
 		if h.shared != nil {
@@ -284,7 +286,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		return nil, false
 	default:
 		if redeemed {
-			h.metrics.refresh(refreshFailed)
+			h.metrics.refresh(refreshFailed, took)
 		}
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "refresh failed; session kept", reqID,
 			slog.Bool("token_still_valid", valid), slog.String(attrError, err.Error()))

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -47,6 +49,7 @@ type Main struct {
 	provider *idp.Provider
 	handler  *proxy.Handler
 	registry *prometheus.Registry
+	secrets  *secretMetrics
 
 	proxyLn, internalLn net.Listener
 	proxySrv, internal  *http.Server
@@ -71,11 +74,23 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		now = time.Now
 	}
 
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := proxy.NewMetrics(registry)
+	secretMetrics := newSecretMetrics(registry, cfg.watchedFileVariables())
+
 	idpClient, err := newHTTPClient(cfg.OIDCCAFile, cfg.OIDCTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("AUTHGATE_OIDC_CA_FILE: %w", err)
 	}
-	provider, err := idp.New(idp.Options{
+	// provider is set below, before any call to the IdP is made.
+	var provider *idp.Provider
+	idpClient.Transport = timedTransport{
+		base:    idpClient.Transport,
+		name:    func(u *url.URL) string { return provider.EndpointName(u) },
+		observe: metrics.ObserveIdP,
+	}
+	provider, err = idp.New(idp.Options{
 		IssuerURL:         cfg.IssuerURL,
 		ClientID:          cfg.ClientID,
 		ClientSecret:      cfg.ClientSecret,
@@ -134,10 +149,6 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		}
 	}
 	flowPrefix := session.NewCookies(flowCookie).Name() + "_"
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := proxy.NewMetrics(registry)
 
 	upstreamTLS, err := tlsClientConfig(cfg.UpstreamCAFile)
 	if err != nil {
@@ -216,7 +227,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		return nil, fmt.Errorf("configure proxy: %w", err)
 	}
 
-	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, ready: make(chan struct{})}
+	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, secrets: secretMetrics, ready: make(chan struct{})}
 	m.background = append(background, handler.Run)
 	if cfg.TLSCertFile != "" {
 		m.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
@@ -333,6 +344,15 @@ func (m *Main) internalHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	if m.cfg.Pprof {
+		// The internal listener only: profiles reveal memory contents and
+		// cost CPU, so they must never be reachable through the proxy.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
@@ -398,6 +418,23 @@ func redactURL(raw string) string {
 // the store itself, or only for logout token ids) and the revocation feed.
 func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.RevocationList, now func() time.Time, logger *slog.Logger) (*redisstore.Store, *redisstore.Revocations, error) {
 	redisstore.SetClientLogger(logger)
+	opts, err := redisClientOptions(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := redisstore.NewClient(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configure Redis: %w", err)
+	}
+	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
+	if err != nil {
+		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
+	}
+	return store, redisstore.NewRevocations(client, revocations, redisstore.DefaultPrefix, logger), nil
+}
+
+// redisClientOptions are the Redis connection settings of cfg.
+func redisClientOptions(cfg *Config) (redisstore.ClientOptions, error) {
 	opts := redisstore.ClientOptions{
 		URL:            cfg.RedisURL,
 		Addrs:          cfg.RedisAddrs,
@@ -410,20 +447,12 @@ func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.Re
 	if cfg.RedisTLS || cfg.RedisCAFile != "" {
 		tlsConfig, err := tlsClientConfig(cfg.RedisCAFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("AUTHGATE_REDIS_CA_FILE: %w", err)
+			return opts, fmt.Errorf("AUTHGATE_REDIS_CA_FILE: %w", err)
 		}
 		if tlsConfig == nil {
 			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		opts.TLS = tlsConfig
 	}
-	client, err := redisstore.NewClient(opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("configure Redis: %w", err)
-	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
-	if err != nil {
-		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
-	}
-	return store, redisstore.NewRevocations(client, revocations, redisstore.DefaultPrefix, logger), nil
+	return opts, nil
 }

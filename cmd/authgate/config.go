@@ -67,6 +67,7 @@ type Config struct {
 
 	LogLevel  string `envconfig:"AUTHGATE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat string `envconfig:"AUTHGATE_LOG_FORMAT" default:"json" desc:"json or text"`
+	Pprof     bool   `envconfig:"AUTHGATE_PPROF" default:"false" desc:"serve net/http/pprof under /debug/pprof/ on the internal listener (never on the proxy listener)"`
 
 	PublicPaths          []string `envconfig:"AUTHGATE_PUBLIC_PATHS" desc:"paths served without a session, identity headers removed: comma-separated http.ServeMux patterns, [METHOD ]/path, trailing / = subtree, e.g. GET /static/,/healthz"`
 	AllowedEmails        []string `envconfig:"AUTHGATE_ALLOWED_EMAILS" desc:"comma-separated email addresses allowed in; empty with the other two lists empty admits every signed-in user"`
@@ -178,6 +179,25 @@ func (c *Config) resolveFiles() []error {
 	read("AUTHGATE_COOKIE_SECRET", "AUTHGATE_COOKIE_SECRET_FILE", &c.CookieSecret, c.CookieSecretFile)
 	read("AUTHGATE_REDIS_PASSWORD", "AUTHGATE_REDIS_PASSWORD_FILE", &c.RedisPassword, c.RedisPasswordFile)
 	return problems
+}
+
+// watchedFileVariables names the set …_FILE variables whose files are
+// watched for changes.
+func (c *Config) watchedFileVariables() []string {
+	var vars []string
+	for _, f := range []struct{ key, file string }{
+		{"AUTHGATE_CLIENT_SECRET_FILE", c.ClientSecretFile},
+		{"AUTHGATE_COOKIE_SECRET_FILE", c.CookieSecretFile},
+		{"AUTHGATE_REDIS_PASSWORD_FILE", c.RedisPasswordFile},
+		{"AUTHGATE_OIDC_CA_FILE", c.OIDCCAFile},
+		{"AUTHGATE_UPSTREAM_CA_FILE", c.UpstreamCAFile},
+		{"AUTHGATE_REDIS_CA_FILE", c.RedisCAFile},
+	} {
+		if f.file != "" {
+			vars = append(vars, f.key)
+		}
+	}
+	return vars
 }
 
 // validate checks every setting and returns one error per problem.
@@ -538,6 +558,7 @@ func printHelp(w io.Writer) {
 
 Usage:
   authgate              run the proxy, configured by the environment variables below
+  authgate check        check the configuration, the provider, Redis and the upstream, then exit
   authgate healthcheck  probe http://AUTHGATE_INTERNAL_ADDR/healthz (for container healthchecks)
   authgate demo         run a self-contained demo (built-in identity provider and upstream)
   authgate --help       print this help

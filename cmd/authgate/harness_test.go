@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,9 @@ type testOP struct {
 	URL    string // issuer, with the trailing slash go-oidc expects
 	srv    *httptest.Server
 	down   atomic.Bool // when true, every request gets 503
+	// editDiscovery, when set before the first request, edits the real
+	// provider's discovery document (to test what a provider lacks).
+	editDiscovery func(doc map[string]any)
 	grants sync.Map    // grant_type → *atomic.Int64
 	revoke atomic.Int64
 }
@@ -57,6 +61,19 @@ func startOP(t *testing.T, redirectURL string) (op *testOP, clientID, secret str
 		}
 		if r.URL.Path == "/revoke" {
 			op.revoke.Add(1)
+		}
+		if op.editDiscovery != nil && r.URL.Path == "/.well-known/openid-configuration" {
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, r)
+			var doc map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			op.editDiscovery(doc)
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(doc)
+			return
 		}
 		handler.ServeHTTP(w, r)
 	}))

@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Identity is what authgate tells the upstream about the user. A nil Identity
@@ -136,6 +138,13 @@ type Options struct {
 	// header and the connection's scheme. Client-sent X-Forwarded-* headers
 	// are never passed on as they are.
 	Forwarded func(r *http.Request) (clientIP, host, proto string, ok bool)
+
+	// TracerProvider, when set, wraps each round trip to the upstream in a
+	// client span and sends its W3C trace context (traceparent,
+	// tracestate) to the upstream in place of any the request carried.
+	// Nil traces nothing and passes the request's trace context headers
+	// through as they are.
+	TracerProvider trace.TracerProvider
 }
 
 // Proxy forwards requests to the upstream with the identity found in their
@@ -180,6 +189,9 @@ func New(o Options) (*Proxy, error) {
 	transport := o.Transport
 	if transport == nil {
 		transport = newTransport(o, t)
+	}
+	if o.TracerProvider != nil {
+		transport = &tracingTransport{base: transport, tracer: o.TracerProvider.Tracer(tracerName)}
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,

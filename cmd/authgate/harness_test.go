@@ -32,6 +32,8 @@ type testOP struct {
 	down   atomic.Bool // when true, every request gets 503
 	grants sync.Map    // grant_type → *atomic.Int64
 	revoke atomic.Int64
+	// traceparents holds the last traceparent header per path.
+	traceparents sync.Map
 }
 
 var opClientSeq atomic.Int64
@@ -57,6 +59,9 @@ func startOP(t *testing.T, redirectURL string) (op *testOP, clientID, secret str
 		}
 		if r.URL.Path == "/revoke" {
 			op.revoke.Add(1)
+		}
+		if tp := r.Header.Get("Traceparent"); tp != "" {
+			op.traceparents.Store(r.URL.Path, tp)
 		}
 		handler.ServeHTTP(w, r)
 	}))
@@ -221,6 +226,10 @@ func startGateWith(t *testing.T, ln net.Listener, env map[string]string, op *tes
 	for _, v := range configVariables() {
 		t.Setenv(v.Name, "")
 		os.Unsetenv(v.Name)
+	}
+	for _, k := range otelVariables {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
 	}
 	for k, v := range env {
 		t.Setenv(k, v)

@@ -20,6 +20,8 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/authgate/authgate/internal/redistest"
 )
 
 // otlpReceiver is a real OTLP/HTTP trace receiver: it decodes each
@@ -595,4 +597,53 @@ func TestAccessLogOff(t *testing.T) {
 	if lines := accessLines(t, g.logs.String()); len(lines) != 0 {
 		t.Errorf("%d access log lines with AUTHGATE_ACCESS_LOG unset", len(lines))
 	}
+}
+
+// TestTracingRedis: with the Redis store, the session load has its Redis
+// command under it, and a refresh that finds another replica's lock has
+// its wait as a span of its own.
+func TestTracingRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	rcv := startReceiver(t)
+	g := startGate(t, tracingEnv(rcv,
+		withEnv("AUTHGATE_SESSION_STORE", "redis"),
+		withEnv("AUTHGATE_REDIS_URL", srv.URL()))...)
+	b := newBrowser(t)
+	readBody(t, b.signIn(g, g.URL+"/"))
+	readBody(t, b.request("GET", g.URL+"/r1", map[string]string{"Accept": "application/json"}))
+	req := rcv.waitSpan(t, "the request", func(s *tracepb.Span) bool {
+		return s.GetName() == "GET" && spanAttr(s, "url.path").GetStringValue() == "/r1"
+	})
+	load := rcv.waitSpan(t, "session.load", childOf("session.load", req))
+	redisGet := rcv.waitSpan(t, "redis get under session.load", childOf("redis get", load))
+	if redisGet.GetKind() != tracepb.Span_SPAN_KIND_CLIENT || spanAttr(redisGet, "db.system.name").GetStringValue() != "redis" {
+		t.Errorf("redis span kind %v, db.system.name %v", redisGet.GetKind(), spanAttr(redisGet, "db.system.name"))
+	}
+
+	// Another replica holds the session's refresh lock for 1 s: this
+	// one waits, sees the lock go without a new session, and serves the
+	// still valid token.
+	keys := redisSessions(t, srv)
+	if len(keys) != 1 {
+		t.Fatalf("sessions in Redis = %v, want 1", keys)
+	}
+	lock := strings.TrimSuffix(keys[0], ":s") + ":lock"
+	if _, err := srv.Do("SET", lock, "other-replica", "PX", "1000"); err != nil {
+		t.Fatal(err)
+	}
+	g.clock.Advance(4*time.Minute + 30*time.Second)
+	resp := b.request("GET", g.URL+"/r2", map[string]string{"Accept": "application/json"})
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("request during another replica's refresh: %d", resp.StatusCode)
+	}
+	req = rcv.waitSpan(t, "the refreshing request", func(s *tracepb.Span) bool {
+		return s.GetName() == "GET" && spanAttr(s, "url.path").GetStringValue() == "/r2"
+	})
+	refresh := rcv.waitSpan(t, "session.refresh", childOf("session.refresh", req))
+	wait := rcv.waitSpan(t, "session.refresh.wait under session.refresh", childOf("session.refresh.wait", refresh))
+	if d := time.Duration(wait.GetEndTimeUnixNano() - wait.GetStartTimeUnixNano()); d < 500*time.Millisecond {
+		t.Errorf("wait span lasted %v, want most of the lock's 1s", d)
+	}
+	rcv.waitSpan(t, "redis pipeline under the wait", childOf("redis pipeline", wait))
 }

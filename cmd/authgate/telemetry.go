@@ -49,7 +49,9 @@ type tracingConfig struct {
 	resource *resource.Resource
 }
 
-// validateTracing reads the OTEL_* variables through getenv. Tracing is on
+// validateTracing reads the OTEL_* variables through getenv (os.Getenv;
+// the resource's OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read
+// by the SDK from the environment itself). Tracing is on
 // when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
 // set, or OTEL_TRACES_EXPORTER=otlp (the default endpoint then); off when
 // none is, or with OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none.

@@ -321,3 +321,15 @@ func storeFault(err error) error {
 	}
 	return err
 }
+
+// loadTraced loads r's session inside a session.load span. With tracing
+// off it is the store's Load alone: no request copy, no attributes.
+func (h *Handler) loadTraced(r *http.Request) (*session.Session, error) {
+	if h.tracer == nil {
+		return h.store.Load(r)
+	}
+	ctx, span := h.tracer.Start(r.Context(), "session.load")
+	s, err := h.store.Load(r.WithContext(ctx))
+	endSpan(span, storeFault(err), attribute.Bool("authgate.session.found", err == nil))
+	return s, err
+}

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/proxy/access"
@@ -427,9 +426,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path st
 // (missing, invalid, expired or revoked), or ok=false when it has already
 // answered (store outage).
 func (h *Handler) loadSession(w http.ResponseWriter, r *http.Request) (s *session.Session, ok bool) {
-	ctx, span := h.startSpan(r.Context(), "session.load")
-	s, err := h.store.Load(r.WithContext(ctx))
-	endSpan(span, storeFault(err), attribute.Bool("authgate.session.found", err == nil))
+	s, err := h.loadTraced(r)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return nil, true

@@ -250,7 +250,9 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 	}
 	ctx, span := h.startSpan(r.Context(), "session.refresh")
 	next, shared, err := h.refresher.refresh(ctx, s, work)
-	endSpan(span, err, attribute.Bool(spanAttrShared, shared), attribute.Bool("authgate.refresh.redeemed", redeemed))
+	if span != nil {
+		endSpan(span, err, attribute.Bool(spanAttrShared, shared), attribute.Bool("authgate.refresh.redeemed", redeemed))
+	}
 	switch {
 	case err == nil:
 		if redeemed {

@@ -64,7 +64,7 @@ type Main struct {
 
 // NewMain wires every package from cfg. It opens the listeners, so their
 // addresses are known before Run.
-func NewMain(cfg *Config, o MainOptions) (*Main, error) {
+func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 	out := o.LogOutput
 	if out == nil {
 		out = os.Stderr
@@ -74,6 +74,11 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		return nil, err
 	}
 	tracer := tracerProvider(tp)
+	defer func() {
+		if retErr != nil && tp != nil {
+			tp.Shutdown(context.Background()) // stops its batch goroutine
+		}
+	}()
 	var accessLog *slog.Logger
 	if cfg.AccessLog {
 		// Two handlers share the output: one write at a time.

@@ -472,6 +472,11 @@ Environment variables (a secret may also be given as a file with the _FILE varia
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Description)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, `
+Tracing (OpenTelemetry, off unless an OTLP endpoint is set) reads the standard variables:
+  %s
+and the exporter's other OTEL_EXPORTER_OTLP_* and OTEL_BSP_* variables.
+`, strings.Join(otelVariables, "\n  "))
 }
 
 // configVariable describes one environment variable.

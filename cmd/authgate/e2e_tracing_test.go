@@ -301,6 +301,13 @@ func TestTracingTrustedClient(t *testing.T) {
 		t.Errorf("access log line %q lacks the trace id %s", line, clientTraceID)
 	}
 
+	// Sign-out: the revocation call under the sign-out request. The
+	// cookies are read first: sign-out clears them.
+	cookies := b.cookieHeader(g)
+	readBody(t, b.request("GET", g.URL+"/oauth2/sign_out", nil))
+	signOut := rcv.waitSpan(t, "GET /oauth2/sign_out", named("GET /oauth2/sign_out"))
+	rcv.waitSpan(t, "idp.revocation under the sign-out", childOf("idp.revocation", signOut))
+
 	// Resource from OTEL_SERVICE_NAME.
 	rcv.mu.Lock()
 	var service string
@@ -317,7 +324,7 @@ func TestTracingTrustedClient(t *testing.T) {
 	// No token, cookie or secret in any exported string.
 	secrets := []string{g.cfg.ClientSecret, g.cfg.CookieSecret,
 		strings.TrimPrefix(authBefore, "Bearer "), strings.TrimPrefix(authAfter, "Bearer ")}
-	for _, c := range strings.Split(b.cookieHeader(g), "; ") {
+	for _, c := range strings.Split(cookies, "; ") {
 		_, v, _ := strings.Cut(c, "=")
 		secrets = append(secrets, v)
 	}

@@ -67,14 +67,14 @@ func (h *Handler) rejectPathWith(w http.ResponseWriter, r *http.Request, err err
 		slog.String(attrRemote, r.RemoteAddr),
 		slog.String(attrReason, err.Error()))
 	h.writeError(w, r, p)
-	h.metrics.request(outcomeRejected, p.Status)
+	h.outcome(w, outcomeRejected, p.Status)
 }
 
 // forwardPublic sends a request on a public path to the upstream with no
 // identity: the upstream removes every identity header the client sent.
 func (h *Handler) forwardPublic(w http.ResponseWriter, r *http.Request) {
-	h.metrics.request(outcomePublic, 0)
-	h.upstream.ServeHTTP(w, r)
+	h.outcome(w, outcomePublic, 0)
+	h.serveUpstream(w, r)
 }
 
 // sessionSubject is what the policy knows about a session. A session cannot
@@ -185,7 +185,7 @@ func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request) {
 	p := problemForbidden
 	p.SignOutURL = h.signOutPath
 	h.writeError(w, r, p)
-	h.metrics.request(outcomeForbidden, http.StatusForbidden)
+	h.outcome(w, outcomeForbidden, http.StatusForbidden)
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header
@@ -222,7 +222,7 @@ func (h *Handler) verifyBearer(w http.ResponseWriter, r *http.Request, token str
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "bearer token not verified: identity provider unavailable",
 			reqID, slog.String(attrError, err.Error()))
 		h.writeError(w, r, problemIdPUnavailable)
-		h.metrics.request(outcomeError, problemIdPUnavailable.Status)
+		h.outcome(w, outcomeError, problemIdPUnavailable.Status)
 		return nil, false
 	default:
 		desc := "invalid token"
@@ -236,7 +236,7 @@ func (h *Handler) verifyBearer(w http.ResponseWriter, r *http.Request, token str
 		p := problemInvalidToken
 		p.Description = "The access token was refused: " + desc + "."
 		h.writeError(w, r, p)
-		h.metrics.request(outcomeUnauthenticated, http.StatusUnauthorized)
+		h.outcome(w, outcomeUnauthenticated, http.StatusUnauthorized)
 		return nil, false
 	}
 	if d.route != nil {

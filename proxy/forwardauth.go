@@ -85,7 +85,7 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request, path string)
 		p := problemUnauthenticated
 		p.LoginURL = h.startPath + "?rd=" + url.QueryEscape(h.safeRedirect(rd))
 		h.writeError(w, r, p)
-		h.metrics.request(outcomeUnauthenticated, http.StatusUnauthorized)
+		h.outcome(w, outcomeUnauthenticated, http.StatusUnauthorized)
 	}
 
 	// A path that normalisation changed is never public here: the front
@@ -134,9 +134,10 @@ func (h *Handler) authorized(w http.ResponseWriter, id *upstream.Identity) {
 		// forwards (nginx auth_request_set, Traefik authResponseHeaders,
 		// Envoy allowed_upstream_headers).
 		id.SetHeaders(hdr)
+		noteSubject(w, id.User)
 	}
 	w.WriteHeader(http.StatusAccepted)
-	h.metrics.request(outcomeAuthorized, http.StatusAccepted)
+	h.outcome(w, outcomeAuthorized, http.StatusAccepted)
 }
 
 // ownURI is the auth request's own target in origin form, as

@@ -59,7 +59,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "cannot start login",
 			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
 		h.writeError(w, r, problemIdPUnavailable)
-		h.metrics.request(outcomeError, problemIdPUnavailable.Status)
+		h.outcome(w, outcomeError, problemIdPUnavailable.Status)
 		return
 	}
 	f := flowState{
@@ -84,7 +84,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		h.internalError(w, r, "write login-flow cookie", err)
 		return
 	}
-	h.metrics.request(outcomeLoginRedirect, http.StatusFound)
+	h.outcome(w, outcomeLoginRedirect, http.StatusFound)
 	redirect(w, ar.URL)
 }
 
@@ -275,7 +275,7 @@ func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, what str
 	h.log.LogAttrs(r.Context(), slog.LevelError, what,
 		slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
 	h.writeError(w, r, problemInternal)
-	h.metrics.request(outcomeError, http.StatusInternalServerError)
+	h.outcome(w, outcomeError, http.StatusInternalServerError)
 }
 
 // newID returns 128 random bits, base64url.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/authgate/authgate/proxy/access"
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/session"
@@ -163,6 +165,22 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// TracerProvider traces requests: a server span per request with its
+	// outcome, and spans for the session load and refresh. Nil traces
+	// nothing and costs nothing.
+	TracerProvider trace.TracerProvider
+	// TraceTrust says whose trace context (traceparent) is continued; the
+	// zero value trusts TrustedProxies only. It applies with tracing off
+	// too: an untrusted client's trace context is then dropped.
+	TraceTrust TraceTrust
+	// AccessLog, when set, receives one line per request (method, path,
+	// status, bytes, durations, outcome, sub, request and trace id) at
+	// Info; nil writes none.
+	AccessLog *slog.Logger
+	// AccessLogQuery adds the query string to the access log's path
+	// (never for authgate's own endpoints); false leaves it out.
+	AccessLogQuery bool
 }
 
 // Handler is authgate's front handler.
@@ -209,6 +227,11 @@ type Handler struct {
 	states          *usedStates
 	jtis            *usedStates
 	streams         *streamTracker
+
+	tracer         trace.Tracer // nil: tracing off
+	traceTrust     TraceTrust
+	accessLog      *slog.Logger
+	accessLogQuery bool
 }
 
 // New returns a Handler or an error naming the first missing requirement.
@@ -255,6 +278,12 @@ func New(o Options) (*Handler, error) {
 		replay:                o.Replay,
 		logout:                o.Logout,
 		storeReady:            o.StoreReady,
+		traceTrust:            o.TraceTrust,
+		accessLog:             o.AccessLog,
+		accessLogQuery:        o.AccessLogQuery,
+	}
+	if o.TracerProvider != nil {
+		h.tracer = o.TracerProvider.Tracer(tracerName)
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -326,14 +355,14 @@ func (h *Handler) Run(ctx context.Context) {
 	h.streams.run(ctx, streamCheckInterval)
 }
 
-// ServeHTTP normalises the request path, routes authgate's own endpoints
+// route normalises the request path, routes authgate's own endpoints
 // and guards everything else.
 //
 // The path is normalised once, before anything else (access.NormalizePath):
 // an ambiguous path is refused with 400 and nothing is forwarded; otherwise
 // the request continues with the normalised path, which is both what every
 // decision is made on and what the upstream receives.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) route(w http.ResponseWriter, r *http.Request) {
 	upstream.EnsureRequestID(r, h.requestIDHeader)
 	path, err := access.NormalizePath(requestPath(r))
 	if err != nil {
@@ -389,8 +418,9 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path st
 		if token, present := bearerToken(r.Header); present {
 			id, ok := h.verifyBearer(w, r, token, d)
 			if ok {
-				h.metrics.request(outcomeForwarded, 0)
-				h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(r.Context(), id)))
+				h.outcome(w, outcomeForwarded, 0)
+				noteSubject(w, id.User)
+				h.serveUpstream(w, r.WithContext(upstream.WithIdentity(r.Context(), id)))
 			}
 			return
 		}
@@ -417,7 +447,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path st
 // (missing, invalid, expired or revoked), or ok=false when it has already
 // answered (store outage).
 func (h *Handler) loadSession(w http.ResponseWriter, r *http.Request) (s *session.Session, ok bool) {
-	s, err := h.store.Load(r)
+	s, err := h.loadTraced(r)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return nil, true
@@ -425,7 +455,7 @@ func (h *Handler) loadSession(w http.ResponseWriter, r *http.Request) (s *sessio
 		h.log.LogAttrs(r.Context(), slog.LevelError, "session store unavailable",
 			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
 		h.writeError(w, r, problemStoreUnavailable)
-		h.metrics.request(outcomeError, problemStoreUnavailable.Status)
+		h.outcome(w, outcomeError, problemStoreUnavailable.Status)
 		return nil, false
 	}
 	if !h.now().Before(s.ExpiresAt) {
@@ -447,12 +477,13 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.writeError(w, r, problemUnauthenticated)
-	h.metrics.request(outcomeUnauthenticated, http.StatusUnauthorized)
+	h.outcome(w, outcomeUnauthenticated, http.StatusUnauthorized)
 }
 
 // forward sends r to the upstream with the session's identity.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *session.Session) {
-	h.metrics.request(outcomeForwarded, 0)
+	h.outcome(w, outcomeForwarded, 0)
+	noteSubject(w, s.Subject)
 	ctx := r.Context()
 	if isLongLived(r) {
 		// Closed by authgate when the session ends (sign-out, back-channel
@@ -461,7 +492,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *session.Ses
 		ctx, done = h.streams.track(ctx, s)
 		defer done()
 	}
-	h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(ctx, sessionIdentity(s))))
+	h.serveUpstream(w, r.WithContext(upstream.WithIdentity(ctx, sessionIdentity(s))))
 }
 
 // sessionIdentity is what the upstream is told about a session's user.

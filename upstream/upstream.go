@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Identity is what authgate tells the upstream about the user. A nil Identity
@@ -143,6 +145,12 @@ type Options struct {
 	// case-insensitively with '_' equal to '-'; a name not in
 	// RoutingHeaders makes New fail. Nil removes every routing header.
 	PassRoutingHeaders []string
+	// TracerProvider, when set, wraps each round trip to the upstream in a
+	// client span and sends its W3C trace context (traceparent,
+	// tracestate) to the upstream in place of any the request carried.
+	// Nil traces nothing and passes the request's trace context headers
+	// through as they are.
+	TracerProvider trace.TracerProvider
 }
 
 // Proxy forwards requests to the upstream with the identity found in their
@@ -193,6 +201,9 @@ func New(o Options) (*Proxy, error) {
 	transport := o.Transport
 	if transport == nil {
 		transport = newTransport(o, t)
+	}
+	if o.TracerProvider != nil {
+		transport = &tracingTransport{base: transport, tracer: o.TracerProvider.Tracer(tracerName)}
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/authgate/authgate/proxy"
 	"github.com/authgate/authgate/proxy/access"
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/upstream"
@@ -93,6 +94,10 @@ type Config struct {
 	RedisCacheTTL       time.Duration `envconfig:"AUTHGATE_REDIS_CACHE_TTL" default:"0s" desc:"how long a replica may reuse a session it read from Redis (0: every request reads Redis); see the README for the trade-off"`
 	RedisCAFile         string        `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots"`
 
+	TraceTrustClient string `envconfig:"AUTHGATE_TRACE_TRUST_CLIENT" default:"trusted-proxies" desc:"whose W3C traceparent is continued: never, trusted-proxies (peers in AUTHGATE_TRUSTED_PROXIES) or always; an untrusted one is dropped (tracing is configured by the standard OTEL_* variables)"`
+	AccessLog        bool   `envconfig:"AUTHGATE_ACCESS_LOG" default:"false" desc:"write one structured line per request (method, path, status, bytes, durations, outcome, sub, request and trace id)"`
+	AccessLogQuery   bool   `envconfig:"AUTHGATE_ACCESS_LOG_QUERY" default:"false" desc:"include the query string in the access log path (never for authgate's own endpoints)"`
+
 	// Derived by Load; not read from the environment.
 	authParams    url.Values
 	cookieKeys    [][]byte
@@ -102,6 +107,8 @@ type Config struct {
 	routes        *access.Routes
 	trusted       *access.TrustedProxies
 	redirectHosts *access.RedirectHosts
+	traceTrust    proxy.TraceTrust
+	tracing       tracingConfig
 }
 
 // loadConfig reads the environment and returns the config or an error listing
@@ -333,6 +340,7 @@ func (c *Config) validate() []error {
 	}
 	problems = append(problems, c.validateAccess()...)
 	problems = append(problems, c.validateRedis()...)
+	problems = append(problems, c.validateTelemetry()...)
 	// Sort for a stable message; map iteration above is random.
 	sortErrors(problems)
 	return problems
@@ -575,6 +583,11 @@ Environment variables (a secret may also be given as a file with the _FILE varia
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Description)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, `
+Tracing (OpenTelemetry, off unless an OTLP endpoint is set) reads the standard variables:
+  %s
+and the exporter's other OTEL_EXPORTER_OTLP_* and OTEL_BSP_* variables.
+`, strings.Join(otelVariables, "\n  "))
 }
 
 // configVariable describes one environment variable.
@@ -637,4 +650,23 @@ func (c *Config) validateRedis() []error {
 		add("AUTHGATE_REDIS_CACHE_TTL: %s is outside 0 to 1m", c.RedisCacheTTL)
 	}
 	return problems
+}
+
+// validateTelemetry checks AUTHGATE_TRACE_TRUST_CLIENT and the OTEL_*
+// variables of tracing.
+func (c *Config) validateTelemetry() []error {
+	var problems []error
+	switch c.TraceTrustClient {
+	case "trusted-proxies":
+		c.traceTrust = proxy.TraceTrustProxies
+	case "never":
+		c.traceTrust = proxy.TraceTrustNever
+	case "always":
+		c.traceTrust = proxy.TraceTrustAlways
+	default:
+		problems = append(problems, fmt.Errorf("AUTHGATE_TRACE_TRUST_CLIENT: %q is not never, trusted-proxies or always", c.TraceTrustClient))
+	}
+	var errs []error
+	c.tracing, errs = validateTracing(os.Getenv)
+	return append(problems, errs...)
 }

@@ -16,6 +16,10 @@ func setEnv(t *testing.T, env map[string]string) {
 		t.Setenv(v.Name, "")
 		os.Unsetenv(v.Name)
 	}
+	for _, k := range otelVariables {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
 	for k, v := range env {
 		t.Setenv(k, v)
 	}

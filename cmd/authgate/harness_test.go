@@ -28,14 +28,16 @@ import (
 // testOP is the zitadel example OpenID Provider running in-process: a real
 // provider, not a stub that shares our assumptions.
 type testOP struct {
-	URL    string // issuer, with the trailing slash go-oidc expects
-	srv    *httptest.Server
-	down   atomic.Bool // when true, every request gets 503
+	URL  string // issuer, with the trailing slash go-oidc expects
+	srv  *httptest.Server
+	down atomic.Bool // when true, every request gets 503
 	// editDiscovery, when set before the first request, edits the real
 	// provider's discovery document (to test what a provider lacks).
 	editDiscovery func(doc map[string]any)
-	grants sync.Map    // grant_type → *atomic.Int64
-	revoke atomic.Int64
+	grants        sync.Map // grant_type → *atomic.Int64
+	revoke        atomic.Int64
+	// traceparents holds the last traceparent header per path.
+	traceparents sync.Map
 }
 
 var opClientSeq atomic.Int64
@@ -61,6 +63,9 @@ func startOP(t *testing.T, redirectURL string) (op *testOP, clientID, secret str
 		}
 		if r.URL.Path == "/revoke" {
 			op.revoke.Add(1)
+		}
+		if tp := r.Header.Get("Traceparent"); tp != "" {
+			op.traceparents.Store(r.URL.Path, tp)
 		}
 		if op.editDiscovery != nil && r.URL.Path == "/.well-known/openid-configuration" {
 			rec := httptest.NewRecorder()
@@ -238,6 +243,10 @@ func startGateWith(t *testing.T, ln net.Listener, env map[string]string, op *tes
 	for _, v := range configVariables() {
 		t.Setenv(v.Name, "")
 		os.Unsetenv(v.Name)
+	}
+	for _, k := range otelVariables {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
 	}
 	for k, v := range env {
 		t.Setenv(k, v)

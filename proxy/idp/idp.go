@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 var (
@@ -75,6 +77,11 @@ type Options struct {
 	// between failed discovery attempts; zero means 1 s and 30 s.
 	DiscoveryRetryMin time.Duration
 	DiscoveryRetryMax time.Duration
+	// TracerProvider, when set, wraps every call to the provider in a
+	// client span (idp.discovery, idp.token, idp.userinfo, idp.jwks,
+	// idp.revocation) and sends the W3C trace context to the provider; nil
+	// traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Identity is who the user is, from the verified ID token and, when the ID

@@ -170,7 +170,7 @@ func (p *Provider) Exchange(ctx context.Context, code, codeVerifier, nonce strin
 			return nil, nil, fmt.Errorf("exchange code: %w: %w", ErrInvalidToken, err)
 		}
 	}
-	p.log.Debug("code exchanged", keySubject, id.Subject, keyTokens, tokens)
+	p.log.DebugContext(ctx, "code exchanged", keySubject, id.Subject, keyTokens, tokens)
 	return tokens, id, nil
 }
 
@@ -189,7 +189,7 @@ func (p *Provider) addUserinfo(ctx context.Context, d *discovered, tok *oauth2.T
 	// OpenID Connect Core 5.3.2: the userinfo sub MUST equal the ID token's,
 	// or the answer must not be used (token substitution).
 	if info.Subject != id.Subject {
-		p.log.Warn("userinfo subject differs from id token subject", keyIssuer, p.issuer)
+		p.log.WarnContext(ctx, "userinfo subject differs from id token subject", keyIssuer, p.issuer)
 		return nil, fmt.Errorf("fetch userinfo: %w: subject mismatch", ErrInvalidToken)
 	}
 	var c claimSet

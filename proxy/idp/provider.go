@@ -169,6 +169,16 @@ func New(opts Options) (*Provider, error) {
 	if p.client == nil {
 		p.client = &http.Client{Timeout: defaultHTTPTimeout, Transport: http.DefaultTransport}
 	}
+	if opts.TracerProvider != nil {
+		// A copy: the caller's client is left as it was.
+		traced := *p.client
+		base := traced.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		traced.Transport = &tracingTransport{base: base, tracer: opts.TracerProvider.Tracer(tracerName), p: p}
+		p.client = &traced
+	}
 	api := *p.client
 	base := api.Transport
 	if base == nil {

@@ -35,6 +35,7 @@ type Metrics struct {
 	logins    *prometheus.CounterVec
 	refreshes *prometheus.CounterVec
 	upstream  *prometheus.HistogramVec
+	cookie    prometheus.Histogram
 
 	// forwarded and byStatus are looked up once rather than on every
 	// request: a label lookup hashes and allocates.
@@ -62,8 +63,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to the upstream's response headers, by status code.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"code"}),
+		cookie: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "authgate_session_cookie_bytes",
+			Help: "Size of each sealed session the cookie store writes (all chunks together, what the browser sends back in its Cookie header), compressed.",
+			// Around the limits that matter: 4 KB a cookie, 8 KB a
+			// header line at ingress-nginx's defaults, 40 KB authgate's.
+			Buckets: []float64{512, 1024, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 40960},
+		}),
 	}
-	reg.MustRegister(m.requests, m.logins, m.refreshes, m.upstream)
+	reg.MustRegister(m.requests, m.logins, m.refreshes, m.upstream, m.cookie)
 	// Pre-create the common series so dashboards show zeros, not gaps.
 	m.forwarded = m.requests.WithLabelValues(outcomeForwarded, "0")
 	for _, r := range []string{loginSucceeded, loginFailed} {
@@ -114,4 +122,12 @@ func (m *Metrics) ObserveUpstream(code int, seconds float64) {
 		m.byStatus[code].Store(o)
 	}
 	o.Observe(seconds)
+}
+
+// ObserveSessionCookie records the size of a sealed session cookie; it fits
+// session.CookieStoreOptions.ObserveSize.
+func (m *Metrics) ObserveSessionCookie(bytes int) {
+	if m != nil {
+		m.cookie.Observe(float64(bytes))
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authgate/authgate/proxy/access"
@@ -198,6 +199,7 @@ type Handler struct {
 	states          *usedStates
 	jtis            *usedStates
 	streams         *streamTracker
+	tooLargeOnce    sync.Once // the first session too large for cookies is logged at Error
 }
 
 // New returns a Handler or an error naming the first missing requirement.

@@ -93,8 +93,13 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		return nil, fmt.Errorf("configure identity provider: %w", err)
 	}
 
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := proxy.NewMetrics(registry)
+
 	cookieOpts := session.CookieOptions{Name: cfg.CookieName, Domain: cfg.CookieDomain, Secure: cfg.CookieSecure}
-	store, err := session.NewCookieStore(session.CookieStoreOptions{Cookie: cookieOpts, Keys: cfg.cookieKeys, Now: now})
+	store, err := session.NewCookieStore(session.CookieStoreOptions{Cookie: cookieOpts, Keys: cfg.cookieKeys, Now: now,
+		ObserveSize: metrics.ObserveSessionCookie})
 	if err != nil {
 		return nil, fmt.Errorf("configure session cookie: %w", err)
 	}
@@ -131,10 +136,6 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		}
 	}
 	flowPrefix := session.NewCookies(flowCookie).Name() + "_"
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := proxy.NewMetrics(registry)
 
 	upstreamTLS, err := tlsClientConfig(cfg.UpstreamCAFile)
 	if err != nil {

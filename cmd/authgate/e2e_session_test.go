@@ -438,6 +438,8 @@ func TestMetrics(t *testing.T) {
 		`authgate_requests_total{code="0",outcome="forwarded"}`,
 		`authgate_upstream_duration_seconds_bucket`,
 		`authgate_refreshes_total{result="success"} 0`,
+		`authgate_session_cookie_bytes_count 1`,
+		`authgate_session_cookie_bytes_bucket{le="4096"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)

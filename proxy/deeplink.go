@@ -32,7 +32,7 @@ var deepLinkPage = template.Must(template.New("deeplink").Parse(`<!doctype html>
 <meta name="authgate-start" content="{{.Start}}"><meta name="authgate-rd" content="{{.Redirect}}">
 <noscript><meta http-equiv="refresh" content="0;url={{.Fallback}}"></noscript>
 <script>` + deepLinkScript + `</script></head>
-<body><noscript><p><a href="{{.Fallback}}">Sign in</a></p></noscript></body></html>
+<body><p><a href="{{.Fallback}}">Continue to sign in</a></p></body></html>
 `))
 
 // wantsDeepLinkPage reports whether an unauthenticated navigation gets the
@@ -46,7 +46,8 @@ func wantsDeepLinkPage(r *http.Request) bool {
 // serveDeepLinkPage answers an unauthenticated navigation with a tiny page
 // whose script starts the login with the full URL, fragment included. A
 // browser without JavaScript follows the <noscript> refresh instead, which
-// is today's redirect (the fragment is lost).
+// is today's redirect (the fragment is lost); the link in the body is for a
+// browser whose extensions blocked the script.
 func (h *Handler) serveDeepLinkPage(w http.ResponseWriter, r *http.Request) {
 	rd := h.safeRedirect(r.URL.RequestURI())
 	hdr := w.Header()

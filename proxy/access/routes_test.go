@@ -309,3 +309,133 @@ func TestRouteNameNoneReserved(t *testing.T) {
 		t.Errorf("CompileRoutes(name none) error = %v, want reserved", err)
 	}
 }
+
+func TestRoutesLookupParameters(t *testing.T) {
+	rs := mustRoutes(t, `
+- match: "GET /static/"
+  public: true
+- name: admin
+  match: "/admin/"
+  allow: '"admins" in groups'
+- name: all
+  match: "/"
+  allow: 'true'
+`)
+	tests := []struct {
+		path, route, also string // labels; "" for nil
+	}{
+		{"/admin/x", "admin", ""},
+		{"/admin;x/y", "all", "admin"},
+		{"/admin;jsessionid=1/", "all", "admin"},
+		{"/static;x/app.js", "all", "0"},
+		{"/static/a;b", "0", ""},
+		{"/x;y/z", "all", ""},
+		{"/admin/a;b/c", "admin", ""},
+		{"/admin%3Bx/y", "all", "admin"},
+	}
+	for _, tt := range tests {
+		rt, also := rs.Lookup("GET", tt.path, false)
+		label := func(r *Route) string {
+			if r == nil {
+				return ""
+			}
+			return r.Label
+		}
+		if label(rt) != tt.route || label(also) != tt.also {
+			t.Errorf("Lookup(GET, %q) = %q, %q; want %q, %q", tt.path, label(rt), label(also), tt.route, tt.also)
+		}
+	}
+	only := mustRoutes(t, "- match: /app/\n  allow: 'true'\n")
+	if rt, _ := only.Lookup("GET", "/app;x/y", false); rt != nil {
+		t.Errorf("Lookup(/app;x/y) = %s, want nil: the stripped path /app/y matches, the literal one does not", rt.Label)
+	}
+	for in, want := range map[string]string{"/a;x/b;y/": "/a/b/", "/a;x": "/a", "/a/b": "/a/b", "/a;x=1;y=2/b": "/a/b"} {
+		if got := stripParams(in); got != want {
+			t.Errorf("stripParams(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// fuzzRoutes are the routes of FuzzRoutesMatch, from the most permissive
+// (public) to the least (admins only); no match is less permissive still.
+const fuzzRoutes = `
+- match: "GET /static/"
+  public: true
+- match: "/healthz"
+  public: true
+- name: admin
+  match: "/admin/"
+  allow: '"admins" in groups'
+- name: all
+  match: "/"
+  allow: 'true'
+`
+
+// permissiveness ranks a lookup: 0 public, 1 any signed-in user, 2 admins
+// only, 3 refused. A lookup with two routes ranks as the stricter.
+func permissiveness(rt, also *Route) int {
+	rank := func(r *Route) int {
+		switch {
+		case r == nil:
+			return 3
+		case r.Public():
+			return 0
+		case r.Label == "admin":
+			return 2
+		}
+		return 1
+	}
+	if also == nil {
+		return rank(rt)
+	}
+	return max(rank(rt), rank(also))
+}
+
+// FuzzRoutesMatch: a random path never matches a more permissive route
+// than its normalised form does (a path that is not canonical matches
+// nothing), and the normalised form never matches a more permissive route
+// than the path an upstream that strips ";parameters" would read.
+func FuzzRoutesMatch(f *testing.F) {
+	for _, tc := range pathCases {
+		f.Add(tc.in)
+	}
+	for _, tc := range publicTrickCases {
+		f.Add(tc.path)
+	}
+	rs := mustRoutes(f, fuzzRoutes)
+	f.Fuzz(func(t *testing.T, in string) {
+		for _, m := range []string{"GET", "HEAD", "POST"} {
+			raw := permissiveness(rs.Lookup(m, in, false))
+			norm, err := NormalizePath(in)
+			if err != nil {
+				if raw != 3 {
+					t.Fatalf("Lookup(%q, %q) = rank %d for a path NormalizePath refuses (%v)", m, in, raw, err)
+				}
+				continue
+			}
+			canon := permissiveness(rs.Lookup(m, norm, false))
+			if raw < canon {
+				t.Fatalf("Lookup(%q, %q) = rank %d, more permissive than its normalised form %q (rank %d)", m, in, raw, norm, canon)
+			}
+			for _, reading := range []string{norm, stripParams(norm), stripParams(strings.ReplaceAll(norm, "%3B", ";"))} {
+				if r := permissiveness(rs.match(m, reading, false), nil); canon < r {
+					t.Fatalf("Lookup(%q, %q) = rank %d, more permissive than the route of its reading %q (rank %d)", m, norm, canon, reading, r)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkRouteAllowRequest: groups, email and request.method, as the
+// handler benchmark's route 17.
+func BenchmarkRouteAllowRequest(b *testing.B) {
+	rs := mustRoutes(b, "- match: /api/\n  allow: '\"staff\" in groups && email.endsWith(\"@example.com\") && request.method in [\"GET\", \"HEAD\"]'\n")
+	rt := rs.Match("GET", "/api/items", false)
+	in := &Input{Subject: "u", Email: "a@example.com", Groups: []string{"x", "staff"}, GroupsKnown: true, Method: "GET", Path: "/api/items"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, err := rt.Allow(in); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}

@@ -499,17 +499,44 @@ func (a *activation) ResolveName(name string) (any, bool) {
 
 // parseClaims decodes a JSON object of claims. Anything that is not an
 // object gives an empty map: every has() is then false and every lookup an
-// error, which denies.
+// error, which denies. Decoded claims are cached by their JSON text: a
+// browser's session sends the same claims on every request, and decoding
+// them costs a hundred allocations. Evaluation only reads the maps, so one
+// may serve concurrent requests.
 func parseClaims(raw string) map[string]any {
-	m := map[string]any{}
 	if raw == "" {
+		return emptyClaims
+	}
+	claimsCache.mu.RLock()
+	m, ok := claimsCache.m[raw]
+	claimsCache.mu.RUnlock()
+	if ok {
 		return m
 	}
-	if err := json.Unmarshal([]byte(raw), &m); err != nil {
-		return map[string]any{}
+	if err := json.Unmarshal([]byte(raw), &m); err != nil || m == nil {
+		m = emptyClaims
 	}
+	claimsCache.mu.Lock()
+	if len(claimsCache.m) >= maxCachedClaims {
+		clear(claimsCache.m) // crude but bounded; a miss only costs a decode
+	}
+	claimsCache.m[strings.Clone(raw)] = m
+	claimsCache.mu.Unlock()
 	return m
 }
+
+// emptyClaims is the claims of a session or token without any; never
+// modified.
+var emptyClaims = map[string]any{}
+
+// maxCachedClaims bounds claimsCache: at most this many distinct users'
+// claims (a few hundred bytes to a few KiB each) are kept decoded.
+const maxCachedClaims = 1024
+
+var claimsCache = struct {
+	mu sync.RWMutex
+	m  map[string]map[string]any
+}{m: map[string]map[string]any{}}
 
 // visibleHeaders returns the headers for which visible is true, with
 // lower-case names (HTTP field names are case-insensitive, RFC 9110
@@ -523,7 +550,32 @@ func visibleHeaders(h http.Header, visible func(http.Header, string) bool) map[s
 		if len(v) == 0 || !visible(h, k) {
 			continue
 		}
-		out[strings.ToLower(k)] = strings.Join(v, ", ")
+		out[lowerName(k)] = strings.Join(v, ", ")
 	}
 	return out
 }
+
+// lowerName returns k in lower case, from a bounded cache so that the
+// usual header names cost no allocation per request.
+func lowerName(k string) string {
+	lowerNames.mu.RLock()
+	l, ok := lowerNames.m[k]
+	lowerNames.mu.RUnlock()
+	if ok {
+		return l
+	}
+	l = strings.ToLower(k)
+	lowerNames.mu.Lock()
+	if len(lowerNames.m) < maxLowerNames { // names are the client's: never grow without bound
+		lowerNames.m[strings.Clone(k)] = l
+	}
+	lowerNames.mu.Unlock()
+	return l
+}
+
+const maxLowerNames = 512
+
+var lowerNames = struct {
+	mu sync.RWMutex
+	m  map[string]string
+}{m: map[string]string{}}

@@ -2,6 +2,7 @@ package access
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -439,3 +440,30 @@ func BenchmarkRouteAllowRequest(b *testing.B) {
 		}
 	}
 }
+
+func TestParseClaimsCache(t *testing.T) {
+	a := parseClaims(`{"tenant":"acme"}`)
+	b := parseClaims(`{"tenant":"acme"}`)
+	if a["tenant"] != "acme" || len(a) != 1 {
+		t.Fatalf("parseClaims() = %v", a)
+	}
+	if reflectPointer(a) != reflectPointer(b) {
+		t.Errorf("the same claims were decoded twice")
+	}
+	for _, bad := range []string{"", "[1]", "null", "{"} {
+		if m := parseClaims(bad); len(m) != 0 {
+			t.Errorf("parseClaims(%q) = %v, want empty", bad, m)
+		}
+	}
+	for i := range maxCachedClaims + 10 {
+		parseClaims(`{"n":` + strings.Repeat("1", 1+i%5) + `,"i":"` + strings.Repeat("x", i) + `"}`)
+	}
+	claimsCache.mu.RLock()
+	n := len(claimsCache.m)
+	claimsCache.mu.RUnlock()
+	if n > maxCachedClaims {
+		t.Errorf("claims cache holds %d entries, want at most %d", n, maxCachedClaims)
+	}
+}
+
+func reflectPointer(m map[string]any) uintptr { return reflect.ValueOf(m).Pointer() }

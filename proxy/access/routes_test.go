@@ -467,3 +467,54 @@ func TestParseClaimsCache(t *testing.T) {
 }
 
 func reflectPointer(m map[string]any) uintptr { return reflect.ValueOf(m).Pointer() }
+
+// TestLegacyEquivalence: the README's translation of AUTHGATE_ALLOWED_*
+// into a catch-all route decides as the Policy does, for well-formed
+// addresses.
+func TestLegacyEquivalence(t *testing.T) {
+	policy, err := NewPolicy([]string{"Boss@corp.example"}, []string{"example.com"}, []string{"admins", "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := mustRoutes(t, `
+- match: "GET /static/"
+  public: true
+- match: "/healthz"
+  public: true
+- match: "/"
+  allow: '"admins" in groups || "ops" in groups || email.lowerAscii().endsWith("@example.com") || email.lowerAscii() == "boss@corp.example"'
+`)
+	public, err := ParsePublicPaths([]string{"GET /static/", "/healthz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes, no := true, false
+	subjects := []Input{
+		{}, {Email: "a@example.com"}, {Email: "A@EXAMPLE.COM"}, {Email: "a@example.com", EmailVerified: &no},
+		{Email: "a@example.com", EmailVerified: &yes}, {Email: "a@sub.example.com"}, {Email: "a@example.com.evil.test"},
+		{Email: "boss@corp.example"}, {Email: "BOSS@corp.example"}, {Email: "other@corp.example"},
+		{Groups: []string{"ops"}, GroupsKnown: true}, {Groups: []string{"Ops", "dev"}, GroupsKnown: true},
+		{Groups: []string{}, GroupsKnown: true}, {Email: "x@evil.test", Groups: []string{"admins"}, GroupsKnown: true},
+	}
+	for _, in := range subjects {
+		for _, p := range []string{"/app", "/static/x", "/healthz", "/healthz/x"} {
+			for _, m := range []string{"GET", "POST"} {
+				wantPublic := public.Match(m, p)
+				wantAllow, _ := policy.Allow(Subject{Email: in.Email, EmailVerified: in.EmailVerified, Groups: in.Groups, GroupsKnown: in.GroupsKnown})
+				rt := rs.Match(m, p, false)
+				if rt.Public() != wantPublic {
+					t.Errorf("%s %s: route public = %v, public paths say %v", m, p, rt.Public(), wantPublic)
+					continue
+				}
+				if wantPublic {
+					continue
+				}
+				in := in
+				got, _ := rt.Allow(&in)
+				if got != wantAllow {
+					t.Errorf("%s %s %+v: route allows = %v, policy says %v", m, p, in, got, wantAllow)
+				}
+			}
+		}
+	}
+}

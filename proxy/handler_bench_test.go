@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/authgate/authgate/internal/demoidp"
 	"github.com/authgate/authgate/proxy"
+	"github.com/authgate/authgate/proxy/access"
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/session"
 	"github.com/authgate/authgate/upstream"
@@ -52,13 +54,16 @@ func newBenchEnv(b *testing.B) *benchEnv {
 }
 
 // benchObserve turns on tracing (with tp) and the access log in a bench
-// environment.
+// environment, and sets its routes (nil for none); routes that read claims
+// make the provider keep them, as cmd/authgate does.
 type benchObserve struct {
 	tp        trace.TracerProvider
 	accessLog *slog.Logger
+	routes    *access.Routes
 }
 
 func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
+	routes := obs.routes
 	b.Helper()
 	discard := slog.New(slog.DiscardHandler)
 
@@ -96,6 +101,8 @@ func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
 		HTTPClient:     &http.Client{Timeout: 10 * time.Second},
 		Logger:         discard,
 		TracerProvider: obs.tp,
+		NeedGroups:     routes.UsesGroups(),
+		KeepClaims:     routes.UsesClaims(),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -149,6 +156,7 @@ func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
 		Logger:          discard,
 		TracerProvider:  obs.tp,
 		AccessLog:       obs.accessLog,
+		Routes:          routes,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -310,6 +318,57 @@ type discardExporter struct{}
 
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// benchRoutes returns a 20-route file with CEL in every rule but the
+// public ones, such as an application with several areas would have; the
+// benchmark request (GET /api/items) matches route 17, after seventeen that
+// do not match. claims makes route 17 read claims and a header as well.
+func benchRoutes(b *testing.B, claims bool) *access.Routes {
+	b.Helper()
+	var src strings.Builder
+	src.WriteString("- match: \"GET /static/\"\n  public: true\n- match: \"/healthz\"\n  public: true\n")
+	for i := range 14 {
+		fmt.Fprintf(&src, "- name: area%d\n  match: \"/area%d/\"\n  allow: '\"team%d\" in groups || email.endsWith(\"@corp%d.example\")'\n", i, i, i, i)
+	}
+	rule := `"staff" in groups && email.endsWith("@example.com") && request.method in ["GET", "HEAD"]`
+	if claims {
+		rule = `"staff" in groups && claims.email_verified == true && has(claims.name) && !("x-debug" in request.headers)`
+	}
+	fmt.Fprintf(&src, "- name: api-write\n  match: \"POST /api/\"\n  allow: '\"admins\" in groups'\n")
+	fmt.Fprintf(&src, "- name: api\n  match: \"/api/\"\n  allow: '%s'\n", strings.ReplaceAll(rule, "'", "''"))
+	src.WriteString("- name: admin\n  match: \"/admin/\"\n  allow: '\"admins\" in groups'\n")
+	src.WriteString("- name: rest\n  match: \"/\"\n  allow: 'sub != \"\"'\n")
+	specs, err := access.ParseRouteSpecs([]byte(src.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	routes, err := access.CompileRoutes(specs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if routes.Len() != 20 {
+		b.Fatalf("%d routes, want 20", routes.Len())
+	}
+	return routes
+}
+
+// BenchmarkHandlerAuthenticatedRoutes is BenchmarkHandlerAuthenticated with
+// a 20-route file (issue 14): the request matches route 17, whose CEL rule
+// reads groups, email and request.method ("cel"), or claims and
+// request.headers ("cel-claims", which decodes the session's claims and
+// builds the header map on every request).
+func BenchmarkHandlerAuthenticatedRoutes(b *testing.B) {
+	for _, claims := range []bool{false, true} {
+		name := "cel"
+		if claims {
+			name = "cel-claims"
+		}
+		b.Run(name, func(b *testing.B) {
+			env := newBenchEnvWith(b, benchObserve{routes: benchRoutes(b, claims)})
+			runHandlerBench(b, env.handler, http.StatusOK, benchRequest(env.cookie, "Accept", "application/json"))
+		})
+	}
+}
 
 // BenchmarkHandlerAuthenticatedManySessions is the same with 8192 distinct
 // sessions going round: far more than the open cache holds, so nearly every

@@ -1,7 +1,8 @@
 // Package proxy is authgate's HTTP surface: the login flow (start, callback),
 // sign-out and userinfo endpoints, the browser-versus-API decision, the
-// path normalisation → public paths → bearer token → session → policy →
-// refresh → forward chain in front of the upstream, and forward-auth
+// path normalisation → public paths (or routes) → bearer token → session →
+// policy (or the route's rule) → refresh → forward chain in front of the
+// upstream, and forward-auth
 // (<prefix>/auth) for nginx, Traefik and Envoy.
 package proxy
 

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -261,6 +263,16 @@ func (w *observedWriter) Write(p []byte) (int, error) {
 }
 
 func (w *observedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection over (a WebSocket upgrade): the upstream's
+// 101 is then written on the raw connection, so it is noted here.
+func (w *observedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return conn, brw, err
+}
 
 // outcome counts the request's outcome (authgate_requests_total) and, when
 // the request is observed, notes it for its span and access log line.

@@ -171,8 +171,8 @@ func (h *Handler) endRequestSpan(span trace.Span, r *http.Request, status int, o
 		span.End()
 		return
 	}
-	if strings.HasPrefix(r.URL.Path, h.prefix+"/") {
-		span.SetName(r.Method + " " + r.URL.Path)
+	if route := h.endpoint(r.URL.Path); route != "" {
+		span.SetName(r.Method + " " + route)
 	}
 	span.SetAttributes(
 		attribute.String("url.path", r.URL.Path),
@@ -183,6 +183,20 @@ func (h *Handler) endRequestSpan(span trace.Span, r *http.Request, status int, o
 		span.SetStatus(codes.Error, http.StatusText(status))
 	}
 	span.End()
+}
+
+// endpoint is the route of authgate's own endpoint at path, or "" for a
+// path that is proxied. Envoy's <prefix>/auth/<original path> is named
+// <prefix>/auth, so that span names stay few.
+func (h *Handler) endpoint(path string) string {
+	switch path {
+	case h.startPath, h.callbackPath, h.signOutPath, h.userinfoPath, h.authPath, h.backchannelPath:
+		return path
+	}
+	if strings.HasPrefix(path, h.authPath+"/") {
+		return h.authPath
+	}
+	return ""
 }
 
 // endpointOutcome is the outcome of a request to one of authgate's own

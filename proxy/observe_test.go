@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/authgate/authgate/proxy/access"
+	"github.com/authgate/authgate/session"
 )
 
 // TestRequestSpanNamesAndOutcomes: the request span is named after
@@ -106,4 +110,32 @@ func TestTraceTrustByPeer(t *testing.T) {
 			t.Errorf("peer %s: links = %v, want one to the client's span", tc.remote, req.Links())
 		}
 	}
+}
+
+// BenchmarkAccessLogLine is the access log's own cost per request: one
+// JSON line written to io.Discard (the handler benchmarks measure it whole,
+// BenchmarkHandlerAuthenticatedAccessLog).
+func BenchmarkAccessLogLine(b *testing.B) {
+	h, err := New(Options{Provider: &fakeProvider{}, Store: nopStore{}, Sealer: &session.Sealer{}, Upstream: http.NotFoundHandler(),
+		AccessLog: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/api/items?page=2", nil)
+	r.Header.Set("X-Request-Id", "0123456789abcdef0123456789abcdef")
+	rec := &observedWriter{status: 200, bytes: 128, outcome: outcomeForwarded, sub: "alice", upstream: 80 * time.Microsecond}
+	start := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.logAccess(r, rec, start, "/api/items", "page=2", 200, outcomeForwarded)
+	}
+}
+
+// nopStore is a session.Store with no sessions.
+type nopStore struct{}
+
+func (nopStore) Load(*http.Request) (*session.Session, error)                    { return nil, session.ErrNotFound }
+func (nopStore) Save(http.ResponseWriter, *http.Request, *session.Session) error { return nil }
+func (nopStore) Delete(http.ResponseWriter, *http.Request, *session.Session) error {
+	return nil
 }

@@ -289,7 +289,7 @@ func BenchmarkHandlerAuthenticated(b *testing.B) {
 // BenchmarkHandlerAuthenticatedTracing is the same request with tracing
 // on (issue 13): the SDK with a batch processor and an exporter that drops
 // what it gets, sampling nothing (always_off: the span context is still
-// made and propagated) or everything (always_on: four spans recorded per
+// made and propagated) or everything (always_on: three spans recorded per
 // request). Tracing off is BenchmarkHandlerAuthenticated.
 func BenchmarkHandlerAuthenticatedTracing(b *testing.B) {
 	for _, sampler := range []struct {

@@ -119,7 +119,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, method, path st
 			slog.String(attrMethod, method), slog.String(attrPath, path))
 		h.metrics.routeDecision(h.noRouteCounters(), routeDenied)
 		h.writeError(w, r, problemNoRoute)
-		h.metrics.request(outcomeForbidden, http.StatusForbidden)
+		h.outcome(w, outcomeForbidden, http.StatusForbidden)
 		return decision{}, false
 	}
 	public := rt.Public() && (also == nil || also.Public())
@@ -181,7 +181,7 @@ func (h *Handler) allowSession(w http.ResponseWriter, r *http.Request, s *sessio
 		p := problemRouteForbidden
 		p.SignOutURL = h.signOutPath
 		h.writeError(w, r, p)
-		h.metrics.request(outcomeForbidden, http.StatusForbidden)
+		h.outcome(w, outcomeForbidden, http.StatusForbidden)
 		return false
 	}
 	ok, reason := h.policy.Allow(sessionSubject(s))
@@ -260,7 +260,7 @@ func (h *Handler) verifyBearer(w http.ResponseWriter, r *http.Request, token str
 			w.Header().Set("WWW-Authenticate", `Bearer realm="authgate", error="insufficient_scope"`)
 			p := problemRouteForbidden
 			h.writeError(w, r, p)
-			h.metrics.request(outcomeForbidden, http.StatusForbidden)
+			h.outcome(w, outcomeForbidden, http.StatusForbidden)
 			return nil, false
 		}
 	} else if ok, reason := h.policy.Allow(identitySubject(ident)); !ok {

@@ -57,7 +57,7 @@ func (h *Handler) serveDeepLinkPage(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Security-Policy", deepLinkCSP)
 	hdr.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusOK)
-	h.metrics.request(outcomeLoginRedirect, http.StatusOK)
+	h.outcome(w, outcomeLoginRedirect, http.StatusOK)
 	_ = deepLinkPage.Execute(w, struct{ Start, Redirect, Fallback string }{
 		h.startPath, rd, h.startPath + "?rd=" + url.QueryEscape(rd),
 	})

@@ -277,9 +277,15 @@ func TestRoutesBrowser(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(body, "<html") || !strings.Contains(body, `href="/oauth2/sign_out"`) || strings.Contains(body, "admin") {
 		t.Errorf("refused navigation: status %d body %.300q, want a 403 page with a sign-out link, not naming the route", resp.StatusCode, body)
 	}
-	resp, _ = env.raw(t, "GET", "/admin/", nav)
+	// A navigation with Fetch Metadata gets the deep-link page (which keeps
+	// the fragment on its way to the login); one without gets the 302.
+	resp, body = env.raw(t, "GET", "/admin/", nav)
+	if resp.StatusCode != http.StatusOK || !isDeepLinkPage(body) {
+		t.Errorf("anonymous navigation: status %d body %.200q, want the deep-link page that starts a login", resp.StatusCode, body)
+	}
+	resp, _ = env.raw(t, "GET", "/admin/", map[string]string{"Accept": "text/html"})
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "https://idp.example/") {
-		t.Errorf("anonymous navigation: status %d Location %q, want a login", resp.StatusCode, resp.Header.Get("Location"))
+		t.Errorf("anonymous navigation without Fetch Metadata: status %d Location %q, want a login", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	resp, _ = env.raw(t, "GET", "/nowhere", nav)
 	if resp.StatusCode != 403 {

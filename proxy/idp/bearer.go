@@ -135,7 +135,7 @@ func (p *Provider) VerifyBearer(ctx context.Context, token string, audiences []s
 	if err := idt.Claims(&c); err != nil {
 		return nil, tokenError("malformed claims", err)
 	}
-	id := c.identity(idt.Subject, p.groupsClaim)
+	id := p.identity(idt.Subject, &c)
 	id.IssuedAt = idt.IssuedAt
 	return id, nil
 }

@@ -40,6 +40,9 @@ func (p *Provider) verifyIDToken(ctx context.Context, d *discovered, raw, access
 	if err := idt.Claims(&c); err != nil {
 		return nil, nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
 	}
+	if err := checkNumericDates(c.Rest); err != nil {
+		return nil, nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
+	}
 	if err := p.checkClaims(idt, &c, accessToken, fresh); err != nil {
 		return nil, nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
 	}

@@ -79,6 +79,9 @@ type Faults struct {
 	IssuedAtOffset time.Duration
 	// OmitIssuedAt leaves "iat" out.
 	OmitIssuedAt bool
+	// StringDates sends "exp" and "iat" as JSON strings ("1700000000"),
+	// which RFC 7519's NumericDate does not allow.
+	StringDates bool
 	// BadAtHash sends an "at_hash" that does not match the access token.
 	BadAtHash bool
 	// OmitIDToken leaves "id_token" out of token responses.
@@ -717,6 +720,10 @@ func (s *Server) idToken(f Faults, g grant, nonce, access string) (string, error
 	}
 	if f.OmitIssuedAt {
 		delete(claims, "iat")
+	}
+	if f.StringDates {
+		claims["exp"] = fmt.Sprint(claims["exp"])
+		claims["iat"] = fmt.Sprint(claims["iat"])
 	}
 	if nonce != "" {
 		claims["nonce"] = nonce

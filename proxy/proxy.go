@@ -106,7 +106,8 @@ type Options struct {
 	// FlowTTL bounds how long a login may take; zero means 10m.
 	FlowTTL time.Duration
 	// PostLogoutRedirectURL is sent to the IdP's end_session_endpoint as
-	// post_logout_redirect_uri; empty sends none.
+	// post_logout_redirect_uri; without an end_session_endpoint, a sign-out
+	// without rd lands on it directly. Empty sends none and lands on rd.
 	PostLogoutRedirectURL string
 	// RequestIDHeader carries the request id; empty means "X-Request-Id".
 	RequestIDHeader string

@@ -83,6 +83,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		RedirectURL:       cfg.RedirectURL,
 		Scopes:            cfg.Scopes,
 		Prompt:            cfg.Prompt,
+		EndSessionURL:     cfg.EndSessionURL,
 		AuthParams:        cfg.authParams,
 		GroupsClaim:       cfg.GroupsClaim,
 		UserClaim:         cfg.UserClaim,

@@ -45,6 +45,7 @@ type Config struct {
 	EmailClaim            string        `envconfig:"AUTHGATE_EMAIL_CLAIM" default:"email" desc:"claim the email comes from, e.g. preferred_username or upn (Entra ID); email_verified applies only to email"`
 	PathPrefix            string        `envconfig:"AUTHGATE_PATH_PREFIX" default:"/oauth2" desc:"prefix of authgate's own paths (start, callback, sign_out, userinfo)"`
 	PostLogoutRedirectURL string        `envconfig:"AUTHGATE_POST_LOGOUT_REDIRECT_URL" desc:"absolute URL the IdP sends the browser to after sign-out; empty means the origin of AUTHGATE_REDIRECT_URL"`
+	EndSessionURL         string        `envconfig:"AUTHGATE_END_SESSION_URL" desc:"IdP logout URL to use instead of discovery's end_session_endpoint (Amazon Cognito's https://<domain>/logout?logout_uri=…); its query parameters are kept"`
 	OIDCCAFile            string        `envconfig:"AUTHGATE_OIDC_CA_FILE" desc:"PEM bundle trusted for the IdP's TLS in addition to the system roots"`
 	OIDCTimeout           time.Duration `envconfig:"AUTHGATE_OIDC_TIMEOUT" default:"10s" desc:"timeout of each call to the IdP"`
 
@@ -221,6 +222,11 @@ func (c *Config) validate() []error {
 		add("AUTHGATE_REDIRECT_URL: %v", err)
 	} else if u, _ := url.Parse(c.RedirectURL); u.Path != strings.TrimSuffix(c.PathPrefix, "/")+"/callback" {
 		add("AUTHGATE_REDIRECT_URL: path %q must be %s/callback (AUTHGATE_PATH_PREFIX)", u.Path, strings.TrimSuffix(c.PathPrefix, "/"))
+	}
+	if c.EndSessionURL != "" {
+		if err := checkAbsoluteURL(c.EndSessionURL); err != nil {
+			add("AUTHGATE_END_SESSION_URL: %v", err)
+		}
 	}
 	if c.PostLogoutRedirectURL != "" {
 		if err := checkAbsoluteURL(c.PostLogoutRedirectURL); err != nil {

@@ -58,6 +58,12 @@ type Options struct {
 	RedirectURL string
 	// Scopes requested at login; nil means openid, email, profile.
 	Scopes []string
+	// EndSessionURL, when set, replaces the discovery document's
+	// end_session_endpoint, for providers whose logout endpoint is not in
+	// discovery (Amazon Cognito's /logout). Query parameters it carries are
+	// kept; the RP-Initiated Logout parameters are added unless it already
+	// has them. Empty uses discovery.
+	EndSessionURL string
 	// Prompt is the OpenID Connect "prompt" parameter (Core 3.1.2.1) sent
 	// with every login, checked by CheckPrompt; empty sends none.
 	// node-oidc-provider grants offline_access only with "consent".

@@ -39,6 +39,7 @@ type Provider struct {
 	issuer       string
 	scopes       []string
 	prompt       string
+	endSession   string
 	authParams   url.Values
 	groupsClaim  string
 	userClaim    string
@@ -128,6 +129,11 @@ func New(opts Options) (*Provider, error) {
 	if opts.Scopes != nil && !slices.Contains(opts.Scopes, oidc.ScopeOpenID) {
 		errs = append(errs, fmt.Errorf("scopes %q lack %q", opts.Scopes, oidc.ScopeOpenID))
 	}
+	if opts.EndSessionURL != "" {
+		if err := checkURL(opts.EndSessionURL); err != nil {
+			errs = append(errs, fmt.Errorf("end session URL: %w", err))
+		}
+	}
 	if err := CheckPrompt(opts.Prompt); err != nil {
 		errs = append(errs, fmt.Errorf("prompt: %w", err))
 	}
@@ -145,6 +151,7 @@ func New(opts Options) (*Provider, error) {
 		issuer:       opts.IssuerURL,
 		scopes:       slices.Clone(opts.Scopes),
 		prompt:       strings.Join(strings.Fields(opts.Prompt), " "),
+		endSession:   opts.EndSessionURL,
 		authParams:   cloneValues(opts.AuthParams),
 		groupsClaim:  opts.GroupsClaim,
 		userClaim:    opts.UserClaim,
@@ -300,6 +307,9 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	var meta metadata
 	if err := prov.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("decode discovery document: %w", err)
+	}
+	if p.endSession != "" {
+		meta.EndSessionEndpoint = p.endSession
 	}
 	var missing []string
 	for name, v := range map[string]string{

@@ -124,16 +124,17 @@ func (p *Provider) EndSessionURL(idTokenHint, postLogoutRedirectURI, state strin
 		return "", false
 	}
 	q := u.Query()
-	if idTokenHint != "" {
-		q.Set("id_token_hint", idTokenHint)
+	// Parameters already in the endpoint URL (a configured override such as
+	// Cognito's logout_uri, or client_id) are kept as given.
+	set := func(k, v string) {
+		if v != "" && !q.Has(k) {
+			q.Set(k, v)
+		}
 	}
-	if postLogoutRedirectURI != "" {
-		q.Set("post_logout_redirect_uri", postLogoutRedirectURI)
-	}
-	q.Set("client_id", p.clientID)
-	if state != "" {
-		q.Set("state", state)
-	}
+	set("id_token_hint", idTokenHint)
+	set("post_logout_redirect_uri", postLogoutRedirectURI)
+	set("client_id", p.clientID)
+	set("state", state)
 	u.RawQuery = q.Encode()
 	return u.String(), true
 }

@@ -45,6 +45,7 @@ type Provider struct {
 	userClaim    string
 	emailClaim   string
 	needGroups   bool
+	keepClaims   bool
 	retryMin     time.Duration
 	retryMax     time.Duration
 	log          *slog.Logger
@@ -157,6 +158,7 @@ func New(opts Options) (*Provider, error) {
 		userClaim:    opts.UserClaim,
 		emailClaim:   opts.EmailClaim,
 		needGroups:   opts.NeedGroups,
+		keepClaims:   opts.KeepClaims,
 		retryMin:     opts.DiscoveryRetryMin,
 		retryMax:     opts.DiscoveryRetryMax,
 		log:          opts.Logger,
@@ -195,6 +197,16 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.client == nil {
 		p.client = &http.Client{Timeout: defaultHTTPTimeout, Transport: http.DefaultTransport}
+	}
+	if opts.TracerProvider != nil {
+		// A copy: the caller's client is left as it was.
+		traced := *p.client
+		base := traced.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		traced.Transport = &tracingTransport{base: base, tracer: opts.TracerProvider.Tracer(tracerName), p: p}
+		p.client = &traced
 	}
 	api := *p.client
 	base := api.Transport

@@ -4,6 +4,14 @@
 // the future, a bad at_hash, a userinfo answer about someone else, a token
 // endpoint that fails or hangs, discovery that fails a few times.
 //
+// It also emulates documented behaviour of providers that cannot run in
+// tests: refresh tokens only with prompt=consent (node-oidc-provider) or
+// access_type=offline (Google), an issuer with a path (Entra ID tenants),
+// JWT access tokens carrying claims the ID token lacks (Keycloak), JWT
+// access tokens only with an audience parameter (Auth0), the RFC 9207 iss
+// parameter, and private_key_jwt client authentication, whose assertions it
+// verifies and records.
+//
 // Use a real provider (the zitadel example OP) for the happy path; use this
 // one for what a real provider will not do. It is NOT an OpenID Provider to
 // run anywhere but in tests: it approves every authorization request

@@ -94,30 +94,29 @@ func confirmNodeLogout(t *testing.T, b *browser, resp *http.Response) *http.Resp
 func TestNodeOIDCProvider(t *testing.T) {
 	op, _ := nodeOP(t, nodeop.Options{})
 	testProviderFlows(t, op)
-}
 
-// TestNodeOIDCProviderOfflineAccessNeedsConsent: without
-// AUTHGATE_PROMPT=consent node-oidc-provider drops offline_access, and
-// authgate says so in one warning that names the fix.
-func TestNodeOIDCProviderOfflineAccessNeedsConsent(t *testing.T) {
-	op, _ := nodeOP(t, nodeop.Options{})
-	op.env = nil
-	g := startRPGate(t, op, clientSpec{}, nil)
-	b := g.login(t)
-	if s := g.session(t, b); s.RefreshToken != "" {
-		t.Fatalf("node-oidc-provider issued a refresh token without prompt=consent; the default this test relies on changed")
-	}
-	// A second login must not repeat it.
-	g.login(t)
-	warnings := 0
-	for _, line := range strings.Split(g.logs.String(), "\n") {
-		if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "AUTHGATE_PROMPT=consent") {
-			warnings++
+	// Without AUTHGATE_PROMPT=consent node-oidc-provider drops
+	// offline_access, and authgate says so in one warning naming the fix.
+	t.Run("offline_access needs prompt=consent", func(t *testing.T) {
+		op := *op
+		op.env = nil
+		g := startRPGate(t, &op, clientSpec{}, nil)
+		b := g.login(t)
+		if s := g.session(t, b); s.RefreshToken != "" {
+			t.Fatalf("node-oidc-provider issued a refresh token without prompt=consent; the default this test relies on changed")
 		}
-	}
-	if warnings != 1 {
-		t.Errorf("warnings naming AUTHGATE_PROMPT=consent = %d, want 1", warnings)
-	}
+		// A second login must not repeat it.
+		g.login(t)
+		warnings := 0
+		for _, line := range strings.Split(g.logs.String(), "\n") {
+			if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "AUTHGATE_PROMPT=consent") {
+				warnings++
+			}
+		}
+		if warnings != 1 {
+			t.Errorf("warnings naming AUTHGATE_PROMPT=consent = %d, want 1", warnings)
+		}
+	})
 }
 
 // TestNodeOIDCProviderVariants: ID token algorithms, client authentication

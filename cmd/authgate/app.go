@@ -79,6 +79,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		IssuerURL:         cfg.IssuerURL,
 		ClientID:          cfg.ClientID,
 		ClientSecret:      cfg.ClientSecret,
+		ClientKey:         cfg.clientKey,
 		RedirectURL:       cfg.RedirectURL,
 		Scopes:            cfg.Scopes,
 		Prompt:            cfg.Prompt,

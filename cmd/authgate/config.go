@@ -28,6 +28,8 @@ type Config struct {
 	ClientID         string `envconfig:"AUTHGATE_CLIENT_ID" desc:"OAuth client id (required)"`
 	ClientSecret     string `envconfig:"AUTHGATE_CLIENT_SECRET" secret:"true" desc:"OAuth client secret; empty makes a public client (PKCE only)"`
 	ClientSecretFile string `envconfig:"AUTHGATE_CLIENT_SECRET_FILE" desc:"file holding AUTHGATE_CLIENT_SECRET"`
+	ClientKeyFile    string `envconfig:"AUTHGATE_CLIENT_PRIVATE_KEY_FILE" desc:"PEM private key (RSA, EC P-256/P-384/P-521 or Ed25519) for private_key_jwt client authentication instead of a client secret"`
+	ClientKeyID      string `envconfig:"AUTHGATE_CLIENT_KEY_ID" desc:"kid sent with private_key_jwt assertions; empty means the key's RFC 7638 JWK thumbprint"`
 	CookieSecret     string `envconfig:"AUTHGATE_COOKIE_SECRET" secret:"true" desc:"32-byte key, base64; a comma-separated list rotates keys (first seals, all open) (required)"`
 	CookieSecretFile string `envconfig:"AUTHGATE_COOKIE_SECRET_FILE" desc:"file holding AUTHGATE_COOKIE_SECRET"`
 	RedirectURL      string `envconfig:"AUTHGATE_REDIRECT_URL" desc:"absolute callback URL registered at the IdP, e.g. https://app.example.com/oauth2/callback (required)"`
@@ -90,6 +92,7 @@ type Config struct {
 
 	// Derived by Load; not read from the environment.
 	authParams    url.Values
+	clientKey     *idp.ClientKey
 	cookieKeys    [][]byte
 	logLevel      slog.Level
 	publicPaths   *access.PublicPaths
@@ -306,6 +309,7 @@ func (c *Config) validate() []error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		add("AUTHGATE_LOG_FORMAT: %q is not json or text", c.LogFormat)
 	}
+	problems = append(problems, c.validateClientKey()...)
 	problems = append(problems, c.validateAccess()...)
 	problems = append(problems, c.validateRedis()...)
 	// Sort for a stable message; map iteration above is random.
@@ -540,6 +544,32 @@ func (c *Config) validateRedis() []error {
 	}
 	if c.RedisCacheTTL < 0 || c.RedisCacheTTL > time.Minute {
 		add("AUTHGATE_REDIS_CACHE_TTL: %s is outside 0 to 1m", c.RedisCacheTTL)
+	}
+	return problems
+}
+
+// validateClientKey checks private_key_jwt client authentication and reads
+// the key. The key is never part of a message.
+func (c *Config) validateClientKey() []error {
+	var problems []error
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	c.clientKey = nil
+	if c.ClientKeyFile == "" {
+		if c.ClientKeyID != "" {
+			add("AUTHGATE_CLIENT_KEY_ID: set without AUTHGATE_CLIENT_PRIVATE_KEY_FILE")
+		}
+		return problems
+	}
+	if c.ClientSecret != "" {
+		add("AUTHGATE_CLIENT_PRIVATE_KEY_FILE and AUTHGATE_CLIENT_SECRET (or AUTHGATE_CLIENT_SECRET_FILE): set one, not both")
+	}
+	b, err := os.ReadFile(c.ClientKeyFile)
+	if err != nil {
+		add("AUTHGATE_CLIENT_PRIVATE_KEY_FILE: read key file: %v", err)
+		return problems
+	}
+	if c.clientKey, err = idp.ParseClientKey(b, c.ClientKeyID); err != nil {
+		add("AUTHGATE_CLIENT_PRIVATE_KEY_FILE: %s: %v", c.ClientKeyFile, err)
 	}
 	return problems
 }

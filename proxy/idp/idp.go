@@ -31,6 +31,10 @@ var (
 	// ErrUnavailable reports a transient fault talking to the provider:
 	// network error, timeout or a 5xx answer. Sessions must be kept.
 	ErrUnavailable = errors.New("idp: provider unavailable")
+
+	// errMisconfigured marks a discovery result that cannot work with the
+	// options (no retry will fix it): it is logged as an error.
+	errMisconfigured = errors.New("configuration does not fit the provider")
 )
 
 // Options configures a Provider.
@@ -41,6 +45,9 @@ type Options struct {
 	// public client that relies on PKCE alone.
 	ClientID     string
 	ClientSecret string
+	// ClientKey, when set, authenticates authgate with private_key_jwt
+	// (RFC 7523) instead of a secret; ClientSecret must then be empty.
+	ClientKey *ClientKey
 	// RedirectURL is the absolute callback URL registered at the provider.
 	RedirectURL string
 	// Scopes requested at login; nil means openid, email, profile.

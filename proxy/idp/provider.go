@@ -34,6 +34,7 @@ const (
 type Provider struct {
 	clientID     string
 	clientSecret string
+	clientKey    *ClientKey
 	redirectURL  string
 	issuer       string
 	scopes       []string
@@ -73,6 +74,12 @@ type discovered struct {
 	oauth          *oauth2.Config
 	meta           metadata
 	revokeStyle    oauth2.AuthStyle
+	// tokenClient makes the token endpoint calls: the provider's client,
+	// plus the client assertion when assertion is set.
+	tokenClient *http.Client
+	// assertion signs private_key_jwt client assertions; nil with a secret
+	// or a public client.
+	assertion *assertionSigner
 
 	bearerOnce sync.Once
 	bearer     *bearerVerifier
@@ -94,6 +101,7 @@ type metadata struct {
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
 	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	CodeChallengeMethods              []string `json:"code_challenge_methods_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	// AuthorizationResponseIss is RFC 9207 section 3: the provider sends
 	// "iss" with every authorization response.
 	AuthorizationResponseIss bool `json:"authorization_response_iss_parameter_supported"`
@@ -112,6 +120,9 @@ func New(opts Options) (*Provider, error) {
 	if err := checkURL(opts.RedirectURL); err != nil {
 		errs = append(errs, fmt.Errorf("redirect URL: %w", err))
 	}
+	if opts.ClientSecret != "" && opts.ClientKey != nil {
+		errs = append(errs, errors.New("client secret and client key are both set: choose one way to authenticate"))
+	}
 	if opts.Scopes != nil && !slices.Contains(opts.Scopes, oidc.ScopeOpenID) {
 		errs = append(errs, fmt.Errorf("scopes %q lack %q", opts.Scopes, oidc.ScopeOpenID))
 	}
@@ -127,6 +138,7 @@ func New(opts Options) (*Provider, error) {
 	p := &Provider{
 		clientID:     opts.ClientID,
 		clientSecret: opts.ClientSecret,
+		clientKey:    opts.ClientKey,
 		redirectURL:  opts.RedirectURL,
 		issuer:       opts.IssuerURL,
 		scopes:       slices.Clone(opts.Scopes),
@@ -233,7 +245,11 @@ func (p *Provider) Run(ctx context.Context) {
 			return
 		}
 		wait := p.backoff(attempt)
-		p.log.Warn("openid provider discovery failed",
+		level := slog.LevelWarn
+		if errors.Is(err, errMisconfigured) {
+			level = slog.LevelError
+		}
+		p.log.Log(ctx, level, "openid provider discovery failed",
 			keyIssuer, p.issuer,
 			keyError, err,
 			keyAttempt, attempt,
@@ -312,6 +328,27 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	}
 	endpoint := prov.Endpoint()
 	endpoint.AuthStyle = tokenStyle
+	tokenClient := p.client
+	var assertion *assertionSigner
+	if p.clientKey != nil {
+		assertion, err = newAssertionSigner(p.clientKey, meta.TokenEndpointAuthSigningAlgs, p.clientID, meta.TokenEndpoint, p.now)
+		if err != nil {
+			return nil, err
+		}
+		if len(meta.TokenEndpointAuthMethods) > 0 && !slices.Contains(meta.TokenEndpointAuthMethods, "private_key_jwt") {
+			p.log.Warn("provider does not advertise private_key_jwt; sending client assertions anyway", keyIssuer, p.issuer)
+		}
+		// x/oauth2 then sends client_id in the form and no secret; the
+		// transport adds the assertion.
+		endpoint.AuthStyle = oauth2.AuthStyleInParams
+		c := *p.client
+		base := c.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		c.Transport = assertionTransport{base: base, tokenURL: meta.TokenEndpoint, signer: assertion}
+		tokenClient = &c
+	}
 	return &discovered{
 		provider:       prov,
 		verifier:       verifier,
@@ -325,6 +362,8 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		},
 		meta:        meta,
 		revokeStyle: authStyle(revokeMethods, p.clientSecret),
+		tokenClient: tokenClient,
+		assertion:   assertion,
 	}, nil
 }
 

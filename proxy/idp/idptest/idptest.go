@@ -15,6 +15,7 @@
 package idptest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -152,6 +153,16 @@ type Options struct {
 	// Discovery, when set, edits the discovery document before it is
 	// served (for example to delete "revocation_endpoint").
 	Discovery func(doc map[string]any)
+	// ClientPublicKey, when set, requires private_key_jwt client
+	// authentication (RFC 7523) at the token and revocation endpoints: a
+	// client_assertion signed by this key's private half, with iss and sub
+	// the client ID, aud the token endpoint, exp in the future, iat and a
+	// jti not seen before. Secrets are then refused.
+	ClientPublicKey crypto.PublicKey
+	// AssertionAlgs is the discovery document's
+	// token_endpoint_auth_signing_alg_values_supported (and the algorithms
+	// accepted); nil means RS256, PS256, ES256, ES384, ES512 and EdDSA.
+	AssertionAlgs []string
 	// ResponseIss sends "iss" with every authorization response and
 	// advertises authorization_response_iss_parameter_supported (RFC 9207).
 	ResponseIss bool
@@ -191,6 +202,21 @@ type Server struct {
 	revoked        []string
 	issued         []string
 	authRequests   []url.Values
+	assertions     []Assertion
+	assertionJTIs  map[string]bool
+}
+
+// Assertion is a client assertion the server received and accepted or
+// refused (private_key_jwt), for tests to inspect.
+type Assertion struct {
+	// Endpoint is "token" or "revoke".
+	Endpoint string
+	// Header is the JOSE header; Claims the verified payload (nil when the
+	// signature did not verify).
+	Header jose.Header
+	Claims map[string]any
+	// Err says why the assertion was refused; nil when accepted.
+	Err error
 }
 
 // grant is what an authorization code, access or refresh token stands for.
@@ -218,6 +244,7 @@ func New(t testing.TB, opts Options) *Server {
 		codes:         map[string]grant{},
 		access:        map[string]grant{},
 		refresh:       map[string]grant{},
+		assertionJTIs: map[string]bool{},
 	}
 	if s.opts.ClientID == "" {
 		s.opts.ClientID = "authgate"
@@ -310,6 +337,89 @@ func (s *Server) AuthRequests() []url.Values {
 	return slices.Clone(s.authRequests)
 }
 
+// Assertions returns every client assertion received so far, in order.
+func (s *Server) Assertions() []Assertion {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.assertions)
+}
+
+func (s *Server) assertionAlgs() []string {
+	if s.opts.AssertionAlgs != nil {
+		return s.opts.AssertionAlgs
+	}
+	return []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
+}
+
+// checkAssertion verifies private_key_jwt client authentication (RFC 7523
+// section 3, OpenID Connect Core 9).
+func (s *Server) checkAssertion(r *http.Request, endpoint string) Assertion {
+	a := Assertion{Endpoint: endpoint}
+	fail := func(format string, args ...any) Assertion {
+		a.Err = fmt.Errorf(format, args...)
+		return a
+	}
+	if _, _, basic := r.BasicAuth(); basic || r.PostForm.Has("client_secret") {
+		return fail("a secret was sent besides the assertion")
+	}
+	if got := r.PostForm.Get("client_assertion_type"); got != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+		return fail("client_assertion_type = %q", got)
+	}
+	var algs []jose.SignatureAlgorithm
+	for _, alg := range s.assertionAlgs() {
+		algs = append(algs, jose.SignatureAlgorithm(alg))
+	}
+	jws, err := jose.ParseSignedCompact(r.PostForm.Get("client_assertion"), algs)
+	if err != nil {
+		return fail("parse client_assertion: %w", err)
+	}
+	a.Header = jws.Signatures[0].Header
+	payload, err := jws.Verify(s.opts.ClientPublicKey)
+	if err != nil {
+		return fail("verify client_assertion: %w", err)
+	}
+	if err := json.Unmarshal(payload, &a.Claims); err != nil {
+		return fail("decode client_assertion: %w", err)
+	}
+	c := a.Claims
+	exp, _ := c["exp"].(float64)
+	_, hasIAT := c["iat"].(float64)
+	jti, _ := c["jti"].(string)
+	now := s.opts.Now()
+	switch {
+	case c["iss"] != s.ClientID || c["sub"] != s.ClientID:
+		return fail("iss %v / sub %v is not the client ID", c["iss"], c["sub"])
+	case !audienceHas(c["aud"], s.URL+"/token"):
+		return fail("aud %v lacks the token endpoint", c["aud"])
+	case time.Unix(int64(exp), 0).Before(now):
+		return fail("expired or no exp")
+	case !hasIAT:
+		return fail("no iat")
+	case jti == "":
+		return fail("no jti")
+	case r.PostForm.Has("client_id") && r.PostForm.Get("client_id") != s.ClientID:
+		return fail("client_id %q differs", r.PostForm.Get("client_id"))
+	}
+	s.mu.Lock()
+	seen := s.assertionJTIs[jti]
+	s.assertionJTIs[jti] = true
+	s.mu.Unlock()
+	if seen {
+		return fail("jti replayed")
+	}
+	return a
+}
+
+func audienceHas(aud any, want string) bool {
+	switch v := aud.(type) {
+	case string:
+		return v == want
+	case []any:
+		return slices.Contains(v, any(want))
+	}
+	return false
+}
+
 // Issued returns every token issued so far (codes, access, refresh and ID
 // tokens), for tests asserting that none leaks into logs.
 func (s *Server) Issued() []string {
@@ -373,6 +483,10 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.opts.ResponseIss {
 		doc["authorization_response_iss_parameter_supported"] = true
+	}
+	if s.opts.ClientPublicKey != nil {
+		doc["token_endpoint_auth_methods_supported"] = []string{"private_key_jwt"}
+		doc["token_endpoint_auth_signing_alg_values_supported"] = s.assertionAlgs()
 	}
 	if s.opts.Discovery != nil {
 		s.opts.Discovery(doc)
@@ -460,7 +574,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if !s.clientAuthenticated(r) {
+	if !s.clientAuthenticated(r, "token") {
 		w.Header().Set("WWW-Authenticate", `Basic realm="idptest"`)
 		tokenError(w, http.StatusUnauthorized, "invalid_client")
 		return
@@ -531,7 +645,14 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 // clientAuthenticated checks client_secret_basic (RFC 6749 section 2.3.1,
 // form-encoded id and secret), client_secret_post, or client_id alone for a
 // public client.
-func (s *Server) clientAuthenticated(r *http.Request) bool {
+func (s *Server) clientAuthenticated(r *http.Request, endpoint string) bool {
+	if s.opts.ClientPublicKey != nil {
+		a := s.checkAssertion(r, endpoint)
+		s.mu.Lock()
+		s.assertions = append(s.assertions, a)
+		s.mu.Unlock()
+		return a.Err == nil
+	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		var err1, err2 error
@@ -683,7 +804,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		tokenError(w, http.StatusBadRequest, "invalid_request")
 		return
 	}
-	if !s.clientAuthenticated(r) {
+	if !s.clientAuthenticated(r, "revoke") {
 		tokenError(w, http.StatusUnauthorized, "invalid_client")
 		return
 	}

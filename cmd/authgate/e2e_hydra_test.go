@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/internal/providertest/hydra"
 )
@@ -21,7 +22,7 @@ func hydraOP(t *testing.T, o hydra.Options) (*realOP, *hydra.Hydra) {
 			if c.authMethod == "" || strings.HasPrefix(c.authMethod, "client_secret") {
 				secret = "hydra-client-secret-0123456789"
 			}
-			id := h.Register(hydra.Client{
+			hc := hydra.Client{
 				Secret: secret, AuthMethod: c.authMethod,
 				RedirectURIs:           []string{c.redirectURI()},
 				PostLogoutRedirectURIs: []string{c.postLogoutURI()},
@@ -29,7 +30,11 @@ func hydraOP(t *testing.T, o hydra.Options) (*realOP, *hydra.Hydra) {
 				Pairwise:               c.pairwise,
 				JWTAccessTokens:        c.jwtAccessTokens,
 				JWKS:                   c.jwks,
-			})
+			}
+			if c.shortTokens {
+				hc.AccessTokenLifespan = 5 * time.Second
+			}
+			id := h.Register(hc)
 			return id, secret
 		},
 		introspect: func(t *testing.T, token string) bool { return h.Introspect(token).Active },
@@ -76,7 +81,7 @@ func TestHydraVariants(t *testing.T) {
 	})
 	t.Run("private_key_jwt", func(t *testing.T) {
 		k := newClientKey(t)
-		g := startRPGate(t, op, clientSpec{authMethod: "private_key_jwt", jwks: k.jwks}, k.env())
+		g := startRPGate(t, op, clientSpec{authMethod: "private_key_jwt", jwks: k.jwks, shortTokens: true}, k.env())
 		b, _ := checkVariant(t, g)
 		g.signOutRevokes(t, b)
 	})

@@ -71,6 +71,9 @@ type Client struct {
 	JWTAccessTokens bool
 	// JWKS is the client's public key set, for private_key_jwt.
 	JWKS json.RawMessage
+	// AccessTokenLifespan, when set, is this client's access token
+	// lifetime (for codes and refreshes) instead of Options.AccessTokenTTL.
+	AccessTokenLifespan time.Duration
 }
 
 // Hydra is a running Hydra with its login and consent app.
@@ -235,6 +238,13 @@ func (h *Hydra) Register(c Client) string {
 		ClientID string `json:"client_id"`
 	}
 	h.adminJSON(http.MethodPost, "/admin/clients", body, &out)
+	if c.AccessTokenLifespan > 0 {
+		d := c.AccessTokenLifespan.String()
+		h.adminJSON(http.MethodPut, "/admin/clients/"+url.PathEscape(out.ClientID)+"/lifespans", map[string]string{
+			"authorization_code_grant_access_token_lifespan": d,
+			"refresh_token_grant_access_token_lifespan":      d,
+		}, nil)
+	}
 	return out.ClientID
 }
 

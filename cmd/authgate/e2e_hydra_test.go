@@ -12,7 +12,7 @@ import (
 // hydraOP is Ory Hydra v2 as the shared flows see it.
 func hydraOP(t *testing.T, o hydra.Options) (*realOP, *hydra.Hydra) {
 	t.Helper()
-	h := hydra.Start(t, o)
+	h := hydra.Start(t, o) // shows the end of its output when the test fails
 	op := &realOP{
 		name:          "Ory Hydra",
 		issuer:        h.Issuer,
@@ -48,11 +48,6 @@ func hydraOP(t *testing.T, o hydra.Options) (*realOP, *hydra.Hydra) {
 			}
 		},
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hydra output:\n%s", h.Logs())
-		}
-	})
 	return op, h
 }
 

@@ -17,12 +17,7 @@ import (
 // AUTHGATE_PROMPT=consent in front of it, as docs/providers.md says.
 func nodeOP(t *testing.T, o nodeop.Options) (*realOP, *nodeop.Provider) {
 	t.Helper()
-	p := nodeop.Start(t, o)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("node-oidc-provider output:\n%s", p.Logs())
-		}
-	})
+	p := nodeop.Start(t, o) // shows its output when the test fails
 	seq := 0
 	op := &realOP{
 		name:               "node-oidc-provider",

@@ -454,6 +454,9 @@ func sessionIdentity(s *session.Session) *upstream.Identity {
 		PreferredUsername: s.PreferredUsername,
 		Groups:            s.Groups,
 	}
+	if s.User != "" {
+		id.User = s.User // AUTHGATE_USER_CLAIM
+	}
 	// An address the IdP explicitly marked unverified is not an identity.
 	if s.EmailVerified == nil || *s.EmailVerified {
 		id.Email = s.Email

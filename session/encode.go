@@ -20,7 +20,8 @@ const (
 	flagIssuedAt                       // IssuedAt is not zero
 	flagExpiresAt                      // ExpiresAt is not zero
 	flagTokenIssuedAt                  // TokenIssuedAt is not zero (added later; older encodings lack it)
-	flagsKnown             = flagTokenIssuedAt<<1 - 1
+	flagUser                           // User follows the times (added later; older encodings lack it)
+	flagsKnown             = flagUser<<1 - 1
 )
 
 // errDecode is returned by Decode for every malformed input. It wraps
@@ -33,7 +34,8 @@ var errDecode = fmt.Errorf("%w: malformed session encoding", ErrNotFound)
 //	ID, Subject, Email, PreferredUsername, Name, IDPSessionID,
 //	AccessToken, RefreshToken, IDToken  (each uvarint length + bytes),
 //	len(Groups) uvarint, each group (uvarint length + bytes),
-//	Expiry, IssuedAt, ExpiresAt, TokenIssuedAt when set (varint unix seconds + uvarint nanoseconds).
+//	Expiry, IssuedAt, ExpiresAt, TokenIssuedAt when set (varint unix seconds + uvarint nanoseconds),
+//	User when not empty (uvarint length + bytes).
 //
 // Times keep nanosecond precision but not their location or monotonic
 // reading; Decode returns them in UTC. A nil s encodes as an empty session.
@@ -52,7 +54,10 @@ func Encode(s *Session) []byte {
 			flags |= flagEmailVerified
 		}
 	}
-	size := 2 + binary.MaxVarintLen64
+	if s.User != "" {
+		flags |= flagUser
+	}
+	size := 2 + 2*binary.MaxVarintLen64 + len(s.User)
 	for _, v := range strs {
 		size += binary.MaxVarintLen64 + len(v)
 	}
@@ -82,6 +87,10 @@ func Encode(s *Session) []byte {
 			b = binary.AppendVarint(b, t.Unix())
 			b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
 		}
+	}
+	if s.User != "" {
+		b = binary.AppendUvarint(b, uint64(len(s.User)))
+		b = append(b, s.User...)
 	}
 	return b
 }
@@ -147,6 +156,11 @@ func decode(version, flags byte, body string) (*Session, error) {
 	for i, t := range [...]*time.Time{&s.Expiry, &s.IssuedAt, &s.ExpiresAt, &s.TokenIssuedAt} {
 		if flags&(flagExpiry<<i) != 0 {
 			*t = d.time()
+		}
+	}
+	if flags&flagUser != 0 {
+		if s.User = d.string(); s.User == "" {
+			return nil, errDecode // the flag promises a non-empty User
 		}
 	}
 	if d.bad || len(d.s) != 0 {

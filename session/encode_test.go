@@ -71,6 +71,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{name: "monotonic reading dropped", s: &Session{ExpiresAt: time.Now()}},
 		{name: "only one time", s: &Session{IssuedAt: now}},
 		{name: "token issued at", s: &Session{Expiry: now.Add(time.Minute), TokenIssuedAt: now}},
+		{name: "user claim", s: &Session{Subject: "00u1", User: "alice@example.com", IssuedAt: now}},
+		{name: "user claim without times", s: &Session{User: "alice"}},
 		{name: "long token", s: &Session{AccessToken: strings.Repeat("t", 70000)}},
 		{name: "many groups", s: &Session{Groups: strings.Split(strings.Repeat("g,", 300), ",")}},
 	}

@@ -85,6 +85,8 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		Prompt:            cfg.Prompt,
 		AuthParams:        cfg.authParams,
 		GroupsClaim:       cfg.GroupsClaim,
+		UserClaim:         cfg.UserClaim,
+		EmailClaim:        cfg.EmailClaim,
 		NeedGroups:        len(cfg.AllowedGroups) > 0,
 		HTTPClient:        idpClient,
 		Logger:            logger,

@@ -40,7 +40,9 @@ type Config struct {
 	Scopes                []string      `envconfig:"AUTHGATE_SCOPES" default:"openid,email,profile" desc:"scopes requested at login (comma-separated)"`
 	Prompt                string        `envconfig:"AUTHGATE_PROMPT" desc:"OpenID Connect prompt sent at login: space-separated none, login, consent, select_account (consent makes node-oidc-provider grant offline_access)"`
 	AuthParams            string        `envconfig:"AUTHGATE_AUTH_PARAMS" desc:"extra authorization request parameters in URL query form, e.g. access_type=offline or audience=https://api.example.com&resource=https://api.example.com (percent-encode & = + # % inside values)"`
-	GroupsClaim           string        `envconfig:"AUTHGATE_GROUPS_CLAIM" default:"groups" desc:"ID token or userinfo claim holding the user's groups"`
+	GroupsClaim           string        `envconfig:"AUTHGATE_GROUPS_CLAIM" default:"groups" desc:"claim holding the user's groups (ID token, userinfo, else a JWT access token from the issuer); a.b.c reaches into nested objects, e.g. realm_access.roles"`
+	UserClaim             string        `envconfig:"AUTHGATE_USER_CLAIM" default:"sub" desc:"claim X-Forwarded-User comes from (ID token or userinfo), e.g. preferred_username, oid"`
+	EmailClaim            string        `envconfig:"AUTHGATE_EMAIL_CLAIM" default:"email" desc:"claim the email comes from, e.g. preferred_username or upn (Entra ID); email_verified applies only to email"`
 	PathPrefix            string        `envconfig:"AUTHGATE_PATH_PREFIX" default:"/oauth2" desc:"prefix of authgate's own paths (start, callback, sign_out, userinfo)"`
 	PostLogoutRedirectURL string        `envconfig:"AUTHGATE_POST_LOGOUT_REDIRECT_URL" desc:"absolute URL the IdP sends the browser to after sign-out; empty means the origin of AUTHGATE_REDIRECT_URL"`
 	OIDCCAFile            string        `envconfig:"AUTHGATE_OIDC_CA_FILE" desc:"PEM bundle trusted for the IdP's TLS in addition to the system roots"`
@@ -261,8 +263,12 @@ func (c *Config) validate() []error {
 	} else {
 		c.authParams = params
 	}
-	if c.GroupsClaim == "" {
-		add("AUTHGATE_GROUPS_CLAIM: must not be empty")
+	for key, claim := range map[string]string{"AUTHGATE_GROUPS_CLAIM": c.GroupsClaim, "AUTHGATE_USER_CLAIM": c.UserClaim, "AUTHGATE_EMAIL_CLAIM": c.EmailClaim} {
+		if strings.TrimSpace(claim) == "" {
+			add("%s: must not be empty", key)
+		} else if strings.HasPrefix(claim, ".") || strings.HasSuffix(claim, ".") || strings.Contains(claim, "..") {
+			add("%s: %q has an empty path step", key, claim)
+		}
 	}
 	if c.CookieName == "" || strings.ContainsAny(c.CookieName, "=;, \t\"\\") || strings.HasPrefix(c.CookieName, "__") {
 		add("AUTHGATE_COOKIE_NAME: %q is not a valid cookie name (letters, digits, - and _; no __ prefix)", c.CookieName)

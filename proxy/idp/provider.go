@@ -41,6 +41,8 @@ type Provider struct {
 	prompt       string
 	authParams   url.Values
 	groupsClaim  string
+	userClaim    string
+	emailClaim   string
 	needGroups   bool
 	retryMin     time.Duration
 	retryMax     time.Duration
@@ -145,6 +147,8 @@ func New(opts Options) (*Provider, error) {
 		prompt:       strings.Join(strings.Fields(opts.Prompt), " "),
 		authParams:   cloneValues(opts.AuthParams),
 		groupsClaim:  opts.GroupsClaim,
+		userClaim:    opts.UserClaim,
+		emailClaim:   opts.EmailClaim,
 		needGroups:   opts.NeedGroups,
 		retryMin:     opts.DiscoveryRetryMin,
 		retryMax:     opts.DiscoveryRetryMax,
@@ -157,6 +161,12 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.groupsClaim == "" {
 		p.groupsClaim = "groups"
+	}
+	if p.userClaim == "" {
+		p.userClaim = "sub"
+	}
+	if p.emailClaim == "" {
+		p.emailClaim = "email"
 	}
 	if p.retryMin == 0 {
 		p.retryMin = defaultDiscoveryRetryMin

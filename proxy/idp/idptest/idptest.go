@@ -79,6 +79,9 @@ type Faults struct {
 	IssuedAtOffset time.Duration
 	// OmitIssuedAt leaves "iat" out.
 	OmitIssuedAt bool
+	// StringDates sends "exp" and "iat" as JSON strings ("1700000000"),
+	// which RFC 7519's NumericDate does not allow.
+	StringDates bool
 	// BadAtHash sends an "at_hash" that does not match the access token.
 	BadAtHash bool
 	// OmitIDToken leaves "id_token" out of token responses.
@@ -115,6 +118,22 @@ const (
 	// RefreshAccessTypeOffline issues one only when the authorization
 	// request had access_type=offline, as Google documents.
 	RefreshAccessTypeOffline
+)
+
+// AccessTokenPolicy chooses the form of access tokens.
+type AccessTokenPolicy int
+
+const (
+	// AccessOpaque issues random opaque access tokens.
+	AccessOpaque AccessTokenPolicy = iota
+	// AccessJWT issues JWT access tokens signed with the provider's key,
+	// as Keycloak does: iss, sub, aud (AccessTokenAudience, or "account"),
+	// exp, iat, typ header "JWT", and AccessTokenClaims.
+	AccessJWT
+	// AccessJWTWithAudience issues a JWT access token (aud = the
+	// parameter) only when the authorization request carried "audience",
+	// and an opaque one otherwise, as Auth0 documents.
+	AccessJWTWithAudience
 )
 
 // User is the one user every login signs in as.
@@ -166,6 +185,17 @@ type Options struct {
 	// ResponseIss sends "iss" with every authorization response and
 	// advertises authorization_response_iss_parameter_supported (RFC 9207).
 	ResponseIss bool
+	// AccessTokens chooses the form of access tokens; the zero value is
+	// opaque.
+	AccessTokens AccessTokenPolicy
+	// AccessTokenAudience is the "aud" of AccessJWT tokens; empty means
+	// "account" (Keycloak's default).
+	AccessTokenAudience string
+	// AccessTokenClaims are added to JWT access tokens only.
+	AccessTokenClaims map[string]any
+	// AccessTokenWrongKey signs JWT access tokens with a key the JWKS does
+	// not publish.
+	AccessTokenWrongKey bool
 	// RefreshTokens chooses when a code exchange yields a refresh token;
 	// the zero value always does.
 	RefreshTokens RefreshPolicy
@@ -227,6 +257,8 @@ type grant struct {
 	sid         string
 	// offline is whether the grant may have a refresh token.
 	offline bool
+	// audience is the authorization request's "audience" parameter.
+	audience string
 }
 
 const keyID = "idptest-1"
@@ -534,6 +566,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		nonce:       q.Get("nonce"),
 		sid:         randomString(),
 		offline:     offline,
+		audience:    q.Get("audience"),
 	}
 	s.mu.Unlock()
 	rq := redirect.Query()
@@ -614,7 +647,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		tokenError(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
-	access := s.newSecret()
+	access, err := s.accessToken(g)
+	if err != nil {
+		tokenError(w, http.StatusInternalServerError, "server_error")
+		return
+	}
 	resp := map[string]any{
 		"access_token": access,
 		"token_type":   "Bearer",
@@ -683,6 +720,10 @@ func (s *Server) idToken(f Faults, g grant, nonce, access string) (string, error
 	}
 	if f.OmitIssuedAt {
 		delete(claims, "iat")
+	}
+	if f.StringDates {
+		claims["exp"] = fmt.Sprint(claims["exp"])
+		claims["iat"] = fmt.Sprint(claims["iat"])
 	}
 	if nonce != "" {
 		claims["nonce"] = nonce
@@ -755,12 +796,42 @@ func (s *Server) idToken(f Faults, g grant, nonce, access string) (string, error
 	return raw, nil
 }
 
+// accessToken mints an access token for g in the configured form.
+func (s *Server) accessToken(g grant) (string, error) {
+	aud := s.opts.AccessTokenAudience
+	switch s.opts.AccessTokens {
+	case AccessOpaque:
+		return s.newSecret(), nil
+	case AccessJWTWithAudience:
+		if g.audience == "" {
+			return s.newSecret(), nil
+		}
+		aud = g.audience
+	}
+	if aud == "" {
+		aud = "account"
+	}
+	now := s.opts.Now()
+	claims := map[string]any{
+		"iss": s.URL, "sub": s.user.Subject, "aud": aud, "azp": s.ClientID,
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": randomString(),
+	}
+	for k, v := range s.opts.AccessTokenClaims {
+		claims[k] = v
+	}
+	return s.Sign(claims, "JWT", s.opts.AccessTokenWrongKey)
+}
+
 func (s *Server) addProfile(claims map[string]any) {
-	claims["email"] = s.user.Email
-	claims["email_verified"] = s.user.EmailVerified
+	if s.user.Email != "" {
+		claims["email"] = s.user.Email
+		claims["email_verified"] = s.user.EmailVerified
+	}
 	claims["name"] = s.user.Name
 	claims["preferred_username"] = s.user.PreferredUsername
-	claims["groups"] = s.user.Groups
+	if s.user.Groups != nil {
+		claims["groups"] = s.user.Groups
+	}
 	for k, v := range s.opts.ExtraClaims {
 		claims[k] = v
 	}

@@ -351,6 +351,21 @@ func testProviderFlows(t *testing.T, op *realOP) {
 		})
 	}
 
+	t.Run("groups from the provider", func(t *testing.T) {
+		scopes := "openid,email,profile,offline_access,groups"
+		g := startRPGate(t, op, clientSpec{}, map[string]string{"AUTHGATE_SCOPES": scopes, "AUTHGATE_ALLOWED_GROUPS": "staff"})
+		g.login(t)
+		if got := g.upstream.last().Header.Get("X-Forwarded-Groups"); !strings.Contains(got, "admins") || !strings.Contains(got, "staff") {
+			t.Errorf("upstream Header(%q) = %q, want alice's groups admins and staff", "X-Forwarded-Groups", got)
+		}
+		denied := startRPGate(t, op, clientSpec{}, map[string]string{"AUTHGATE_SCOPES": scopes, "AUTHGATE_ALLOWED_GROUPS": "nobody"})
+		resp := newBrowser(t).navigate(denied.URL + "/landing")
+		readBody(t, resp)
+		if resp.StatusCode != http.StatusForbidden || denied.upstream.count() != 0 {
+			t.Errorf("login of a user outside AUTHGATE_ALLOWED_GROUPS = %d (upstream saw %d requests), want 403 and none", resp.StatusCode, denied.upstream.count())
+		}
+	})
+
 	t.Run("signing key rotation", func(t *testing.T) {
 		g := startRPGate(t, op, clientSpec{}, nil)
 		b := g.login(t)

@@ -88,6 +88,23 @@ func TestHydraVariants(t *testing.T) {
 			t.Errorf("JWT access token iss, client_id = %v, %v; want %q, %q", c["iss"], c["client_id"], op.issuer, g.clientID)
 		}
 	})
+	// Roles only in the JWT access token (under Hydra's "ext"), as Keycloak
+	// puts realm roles: authgate reads them there after verifying the token.
+	t.Run("groups from the JWT access token", func(t *testing.T) {
+		env := map[string]string{"AUTHGATE_GROUPS_CLAIM": "ext.roles", "AUTHGATE_ALLOWED_GROUPS": "ops"}
+		g := startRPGate(t, op, clientSpec{jwtAccessTokens: true}, env)
+		g.login(t)
+		if got := g.upstream.last().Header.Get("X-Forwarded-Groups"); got != "ops" {
+			t.Errorf("upstream Header(%q) = %q, want %q from the access token", "X-Forwarded-Groups", got, "ops")
+		}
+		// With opaque access tokens there is nowhere to read them from.
+		denied := startRPGate(t, op, clientSpec{}, env)
+		resp := newBrowser(t).navigate(denied.URL + "/landing")
+		readBody(t, resp)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("login with roles only in an opaque access token = %d, want 403", resp.StatusCode)
+		}
+	})
 	t.Run("opaque access tokens", func(t *testing.T) {
 		g := startRPGate(t, op, clientSpec{}, nil)
 		_, access := checkVariant(t, g)

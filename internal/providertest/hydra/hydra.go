@@ -343,6 +343,15 @@ var User = map[string]any{
 	"groups":             []string{"admins", "staff"},
 }
 
+// AccessTokenClaims are put into the access token's session: Hydra's JWT
+// access tokens carry them under "ext", and its introspection answers too.
+// "roles" is in neither the ID token nor userinfo, as Keycloak's realm
+// roles are not by default.
+var AccessTokenClaims = map[string]any{
+	"email": "alice@example.com",
+	"roles": []string{"ops"},
+}
+
 // serveApp is the login, consent and logout app: it accepts every
 // challenge at once and sends the browser on to where Hydra says.
 func (h *Hydra) serveApp(w http.ResponseWriter, r *http.Request) {
@@ -372,7 +381,7 @@ func (h *Hydra) serveApp(w http.ResponseWriter, r *http.Request) {
 			"grant_access_token_audience": req.RequestedAudience,
 			"remember":                    true,
 			"remember_for":                3600,
-			"session":                     map[string]any{"id_token": User, "access_token": map[string]any{"email": User["email"]}},
+			"session":                     map[string]any{"id_token": User, "access_token": AccessTokenClaims},
 		}, &redirect)
 	case "/logout":
 		ch := url.QueryEscape(q.Get("logout_challenge"))

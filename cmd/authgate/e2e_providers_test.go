@@ -229,11 +229,17 @@ func (g *rpGate) forceRefresh(t *testing.T, b *browser, parallel int) *session.S
 		}
 	}
 	after := g.session(t, b)
+	// Whatever happened, the refresh token the session holds must still be
+	// good at the provider: one the provider has spent would be replayed at
+	// the next refresh, and a rotating provider then revokes the chain.
+	if !g.op.introspect(t, after.RefreshToken) {
+		t.Errorf("the session holds a refresh token %s no longer honours: its next refresh is a replay", g.op.name)
+	}
 	if strings.Contains(g.logs.String(), "verify id token: idp: invalid token: failed to verify signature") {
 		// Ory Hydra up to at least v2.3.0 signs the ID token of a refresh
 		// with its newest key but names the key of the original login in
 		// the header (ory/hydra#3573): a kid-matching verifier refuses it.
-		t.Errorf("authgate refused the refreshed ID token's signature (Ory Hydra names a stale kid after key rotation, ory/hydra#3573)")
+		t.Fatalf("authgate refused the refreshed ID token's signature (Ory Hydra names a stale kid after key rotation, ory/hydra#3573)")
 	}
 	if after.RefreshToken == before.RefreshToken || after.AccessToken == before.AccessToken {
 		t.Fatalf("session after the refresh burst still has the old tokens (refresh token changed %v, access token changed %v)",

@@ -40,7 +40,8 @@ import (
 const Version = "v2.3.0"
 
 // Options configures Start. The zero value runs Hydra's defaults with
-// opaque access tokens, PKCE optional and public subject identifiers only.
+// opaque access tokens, PKCE required of public clients only, and public
+// subject identifiers only.
 type Options struct {
 	// AccessTokenTTL is the access tokens' lifetime; zero means 10 minutes.
 	AccessTokenTTL time.Duration

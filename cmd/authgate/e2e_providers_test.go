@@ -58,8 +58,6 @@ func (c clientSpec) backchannelURI() string {
 type realOP struct {
 	name   string
 	issuer string
-	// accessTTL is the access tokens' lifetime at the provider.
-	accessTTL time.Duration
 	// register registers a client and returns its id and secret (empty
 	// for a public or private_key_jwt client).
 	register func(t *testing.T, c clientSpec) (id, secret string)

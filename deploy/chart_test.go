@@ -31,7 +31,7 @@ var update = flag.Bool("update", false, "rewrite values.schema.json's config sec
 // way round.
 var scenarios = map[string]string{
 	"standalone-minimal-values.yaml":        "Deployment=1,PodDisruptionBudget=1,Secret=1,Service=1,ServiceAccount=1",
-	"standalone-full-values.yaml":           "Deployment=1,HorizontalPodAutoscaler=1,NetworkPolicy=1,PodDisruptionBudget=1,Service=1,ServiceAccount=1,ServiceMonitor=1",
+	"standalone-full-values.yaml":           "ConfigMap=1,Deployment=1,HorizontalPodAutoscaler=1,NetworkPolicy=1,PodDisruptionBudget=1,Service=1,ServiceAccount=1,ServiceMonitor=1",
 	"standalone-public-client-values.yaml":  "Deployment=1,PodDisruptionBudget=1,Service=1",
 	"sidecar-values.yaml":                   "Secret=1",
 	"standalone-redis-sentinel-values.yaml": "Deployment=1,PodDisruptionBudget=1,Secret=1,Service=1,ServiceAccount=1",
@@ -88,6 +88,27 @@ func checkStandalone(t *testing.T, objs []object, values map[string]any, config 
 	}
 	if !subset(d.Spec.Selector.MatchLabels, pod.Labels) {
 		t.Errorf("Deployment selector %v does not select its pod labels %v", d.Spec.Selector.MatchLabels, pod.Labels)
+	}
+
+	// The optional `authgate check` init container sees exactly the
+	// proxy's configuration.
+	check, init := findContainer(&pod.Spec, "authgate-check")
+	enabled, _ := lookup(values, "checkInitContainer", "enabled").(bool)
+	switch {
+	case enabled && (check == nil || !init):
+		t.Errorf("checkInitContainer.enabled: no authgate-check init container")
+	case !enabled && check != nil:
+		t.Errorf("authgate-check rendered although checkInitContainer.enabled is false")
+	case check != nil:
+		if !slices.Equal(check.Args, []string{"check"}) || check.Image != c.Image {
+			t.Errorf("authgate-check: image %q args %q, want %q [check]", check.Image, check.Args, c.Image)
+		}
+		if !reflect.DeepEqual(check.Env, c.Env) || !reflect.DeepEqual(check.VolumeMounts, c.VolumeMounts) {
+			t.Errorf("authgate-check: env or volume mounts differ from the authgate container's")
+		}
+		if !reflect.DeepEqual(check.SecurityContext, c.SecurityContext) {
+			t.Errorf("authgate-check: securityContext differs from the authgate container's")
+		}
 	}
 
 	secrets := map[string]*corev1.Secret{}

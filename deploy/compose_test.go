@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -81,7 +82,7 @@ func TestComposeFiles(t *testing.T) {
 				if strings.Contains(s.Image, "authgate") {
 					checkHardened(t, s)
 				}
-				if s.HealthCheck == nil && s.Name != app.name {
+				if s.HealthCheck == nil && s.Name != app.name && !isCheck(s) {
 					t.Errorf("service %s has no healthcheck", s.Name)
 				}
 			}
@@ -134,6 +135,34 @@ func TestComposeFiles(t *testing.T) {
 				t.Errorf("the IdP's port %s is also taken by %s", port, listeners[port])
 			}
 		})
+	}
+}
+
+// isCheck reports whether s is a one-shot `authgate check`.
+func isCheck(s types.ServiceConfig) bool {
+	return len(s.Command) == 1 && s.Command[0] == "check" && s.Restart == "no"
+}
+
+// TestComposeCheck: the Compose example runs `authgate check` once with the
+// proxy's own environment and secrets, and the proxy waits for it to pass.
+func TestComposeCheck(t *testing.T) {
+	p := loadCompose(t, "compose.yaml")
+	check, ok := p.Services["check"]
+	if !ok || !isCheck(check) {
+		t.Fatalf("compose.yaml: no one-shot check service (command [check], restart no)")
+	}
+	proxy := p.Services["authgate"]
+	if got, want := composeEnv(t, check), composeEnv(t, proxy); !maps.Equal(got, want) {
+		t.Errorf("check environment = %v, want the proxy's %v", got, want)
+	}
+	if check.NetworkMode != proxy.NetworkMode {
+		t.Errorf("check network_mode = %q, want the proxy's %q", check.NetworkMode, proxy.NetworkMode)
+	}
+	if len(check.Secrets) != len(proxy.Secrets) {
+		t.Errorf("check secrets = %v, want the proxy's %v", check.Secrets, proxy.Secrets)
+	}
+	if d, ok := proxy.DependsOn["check"]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+		t.Errorf("authgate depends_on check = %+v, want service_completed_successfully", d)
 	}
 }
 

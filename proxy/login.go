@@ -59,7 +59,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "cannot start login",
 			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
 		h.writeError(w, r, problemIdPUnavailable)
-		h.metrics.request(outcomeError, problemIdPUnavailable.Status)
+		h.outcome(w, outcomeError, problemIdPUnavailable.Status)
 		return
 	}
 	f := flowState{
@@ -84,7 +84,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		h.internalError(w, r, "write login-flow cookie", err)
 		return
 	}
-	h.metrics.request(outcomeLoginRedirect, http.StatusFound)
+	h.outcome(w, outcomeLoginRedirect, http.StatusFound)
 	redirect(w, ar.URL)
 }
 
@@ -93,6 +93,10 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 // package idp) and stores the new session.
 func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if name := repeatedCallbackParam(q); name != "" {
+		h.rejectRepeatedParam(w, r, q, name)
+		return
+	}
 	state := q.Get("state")
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
 
@@ -155,6 +159,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		Name:              ident.Name,
 		Groups:            ident.Groups,
 		IDPSessionID:      ident.SessionID,
+		Claims:            ident.Claims,
 		AccessToken:       tokens.AccessToken,
 		RefreshToken:      tokens.RefreshToken,
 		IDToken:           tokens.IDToken,
@@ -281,7 +286,7 @@ func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, what str
 	h.log.LogAttrs(r.Context(), slog.LevelError, what,
 		slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
 	h.writeError(w, r, problemInternal)
-	h.metrics.request(outcomeError, http.StatusInternalServerError)
+	h.outcome(w, outcomeError, http.StatusInternalServerError)
 }
 
 // newID returns 128 random bits, base64url.

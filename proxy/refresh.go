@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/session"
 )
@@ -163,7 +165,10 @@ func (h *Handler) redeemShared(ctx context.Context, w http.ResponseWriter, r *ht
 		return nil, fmt.Errorf("lock refresh: %w", err)
 	}
 	if !locked {
-		next, err := h.shared.WaitForRefresh(ctx, r, s, refreshTimeout)
+		// Its own span: the time spent waiting on another replica's lock.
+		wctx, span := h.startSpan(ctx, "session.refresh.wait")
+		next, err := h.shared.WaitForRefresh(wctx, r.WithContext(wctx), s, refreshTimeout)
+		endSpan(span, err)
 		if errors.Is(err, session.ErrNotFound) {
 			return nil, errSessionEnded
 		}
@@ -243,11 +248,17 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 	if h.shared != nil {
 		work = func(ctx context.Context) (*session.Session, error) { return h.redeemShared(ctx, w, r, s, &redeemed) }
 	}
-	next, _, err := h.refresher.refresh(r.Context(), s, work)
+	start := time.Now()
+	ctx, span := h.startSpan(r.Context(), "session.refresh")
+	next, shared, err := h.refresher.refresh(ctx, s, work)
+	took := time.Since(start)
+	if span != nil {
+		endSpan(span, err, attribute.Bool(spanAttrShared, shared), attribute.Bool("authgate.refresh.redeemed", redeemed))
+	}
 	switch {
 	case err == nil:
 		if redeemed {
-			h.metrics.refresh(refreshSucceeded)
+			h.metrics.refresh(refreshSucceeded, took)
 			h.log.LogAttrs(r.Context(), slog.LevelDebug, "access token refreshed", reqID, slog.Any(attrSession, next))
 		}
 		if h.shared != nil {
@@ -267,7 +278,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		return nil, false
 	case errors.Is(err, idp.ErrInvalidGrant):
 		if redeemed {
-			h.metrics.refresh(refreshRejected)
+			h.metrics.refresh(refreshRejected, took)
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "refresh token rejected; session ended", reqID, slog.Any(attrSession, s))
 		}
 		if h.shared != nil {
@@ -284,7 +295,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		return nil, false
 	default:
 		if redeemed {
-			h.metrics.refresh(refreshFailed)
+			h.metrics.refresh(refreshFailed, took)
 		}
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "refresh failed; session kept", reqID,
 			slog.Bool("token_still_valid", valid), slog.String(attrError, err.Error()))
@@ -295,7 +306,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 			return nil, false // the client went away while waiting
 		}
 		h.writeError(w, r, problemIdPUnavailable)
-		h.metrics.request(outcomeError, problemIdPUnavailable.Status)
+		h.outcome(w, outcomeError, problemIdPUnavailable.Status)
 		return nil, false
 	}
 }

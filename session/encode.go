@@ -20,7 +20,8 @@ const (
 	flagIssuedAt                       // IssuedAt is not zero
 	flagExpiresAt                      // ExpiresAt is not zero
 	flagTokenIssuedAt                  // TokenIssuedAt is not zero (added later; older encodings lack it)
-	flagUser                           // User follows the times (added later; older encodings lack it)
+	flagClaims                         // Claims is not empty (added later; older encodings lack it)
+	flagUser                           // User is not empty (added later; older encodings lack it)
 	flagsKnown             = flagUser<<1 - 1
 )
 
@@ -35,7 +36,11 @@ var errDecode = fmt.Errorf("%w: malformed session encoding", ErrNotFound)
 //	AccessToken, RefreshToken, IDToken  (each uvarint length + bytes),
 //	len(Groups) uvarint, each group (uvarint length + bytes),
 //	Expiry, IssuedAt, ExpiresAt, TokenIssuedAt when set (varint unix seconds + uvarint nanoseconds),
-//	User when not empty (uvarint length + bytes).
+//	Claims when set (uvarint length + bytes),
+//	User when set (uvarint length + bytes).
+//
+// Fields added later come last, each behind its own flag, so that an older
+// encoding (without the flag) still decodes.
 //
 // Times keep nanosecond precision but not their location or monotonic
 // reading; Decode returns them in UTC. A nil s encodes as an empty session.
@@ -54,10 +59,7 @@ func Encode(s *Session) []byte {
 			flags |= flagEmailVerified
 		}
 	}
-	if s.User != "" {
-		flags |= flagUser
-	}
-	size := 2 + 2*binary.MaxVarintLen64 + len(s.User)
+	size := 2 + binary.MaxVarintLen64
 	for _, v := range strs {
 		size += binary.MaxVarintLen64 + len(v)
 	}
@@ -69,6 +71,14 @@ func Encode(s *Session) []byte {
 			flags |= flagExpiry << i
 			size += 2 * binary.MaxVarintLen64
 		}
+	}
+	if s.Claims != "" {
+		flags |= flagClaims
+		size += binary.MaxVarintLen64 + len(s.Claims)
+	}
+	if s.User != "" {
+		flags |= flagUser
+		size += binary.MaxVarintLen64 + len(s.User)
 	}
 
 	b := make([]byte, 0, size)
@@ -87,6 +97,10 @@ func Encode(s *Session) []byte {
 			b = binary.AppendVarint(b, t.Unix())
 			b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
 		}
+	}
+	if s.Claims != "" {
+		b = binary.AppendUvarint(b, uint64(len(s.Claims)))
+		b = append(b, s.Claims...)
 	}
 	if s.User != "" {
 		b = binary.AppendUvarint(b, uint64(len(s.User)))
@@ -158,9 +172,16 @@ func decode(version, flags byte, body string) (*Session, error) {
 			*t = d.time()
 		}
 	}
+	if flags&flagClaims != 0 {
+		s.Claims = d.string()
+		if s.Claims == "" {
+			d.bad = true // Encode never flags empty claims; it would not round-trip
+		}
+	}
 	if flags&flagUser != 0 {
-		if s.User = d.string(); s.User == "" {
-			return nil, errDecode // the flag promises a non-empty User
+		s.User = d.string()
+		if s.User == "" {
+			d.bad = true // Encode never flags an empty User; it would not round-trip
 		}
 	}
 	if d.bad || len(d.s) != 0 {

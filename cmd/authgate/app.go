@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/proxy"
 	"github.com/authgate/authgate/proxy/idp"
@@ -47,6 +51,9 @@ type Main struct {
 	provider *idp.Provider
 	handler  *proxy.Handler
 	registry *prometheus.Registry
+	secrets  *secretMetrics
+	// tracer exports spans; nil when tracing is off.
+	tracer *sdktrace.TracerProvider
 
 	proxyLn, internalLn net.Listener
 	proxySrv, internal  *http.Server
@@ -60,22 +67,53 @@ type Main struct {
 
 // NewMain wires every package from cfg. It opens the listeners, so their
 // addresses are known before Run.
-func NewMain(cfg *Config, o MainOptions) (*Main, error) {
+func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 	out := o.LogOutput
 	if out == nil {
 		out = os.Stderr
 	}
+	tp, err := newTracerProvider(cfg.tracing)
+	if err != nil {
+		return nil, err
+	}
+	tracer := tracerProvider(tp)
+	defer func() {
+		if retErr != nil && tp != nil {
+			tp.Shutdown(context.Background()) // stops its batch goroutine
+		}
+	}()
+	var accessLog *slog.Logger
+	if cfg.AccessLog {
+		// Two handlers share the output: one write at a time.
+		out = &lockedWriter{w: out}
+		accessLog = newAccessLogger(out, cfg)
+	}
 	logger := newLogger(out, cfg)
+	if tp != nil {
+		logger = slog.New(traceLogHandler{logger.Handler()})
+	}
 	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
 
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := proxy.NewMetrics(registry)
+	secretMetrics := newSecretMetrics(registry, cfg.watchedFileVariables())
+
 	idpClient, err := newHTTPClient(cfg.OIDCCAFile, cfg.OIDCTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("AUTHGATE_OIDC_CA_FILE: %w", err)
 	}
-	provider, err := idp.New(idp.Options{
+	// provider is set below, before any call to the IdP is made.
+	var provider *idp.Provider
+	idpClient.Transport = timedTransport{
+		base:    idpClient.Transport,
+		name:    func(u *url.URL) string { return provider.EndpointName(u) },
+		observe: metrics.ObserveIdP,
+	}
+	provider, err = idp.New(idp.Options{
 		IssuerURL:         cfg.IssuerURL,
 		ClientID:          cfg.ClientID,
 		ClientSecret:      cfg.ClientSecret,
@@ -83,16 +121,19 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		RedirectURL:       cfg.RedirectURL,
 		Scopes:            cfg.Scopes,
 		Prompt:            cfg.Prompt,
+		EndSessionURL:     cfg.EndSessionURL,
 		AuthParams:        cfg.authParams,
 		GroupsClaim:       cfg.GroupsClaim,
 		UserClaim:         cfg.UserClaim,
 		EmailClaim:        cfg.EmailClaim,
-		NeedGroups:        len(cfg.AllowedGroups) > 0,
+		NeedGroups:        len(cfg.AllowedGroups) > 0 || cfg.routes.UsesGroups(),
+		KeepClaims:        cfg.routes.UsesClaims(),
 		HTTPClient:        idpClient,
 		Logger:            logger,
 		Now:               now,
 		DiscoveryRetryMin: o.DiscoveryRetryMin,
 		DiscoveryRetryMax: o.DiscoveryRetryMax,
+		TracerProvider:    tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configure identity provider: %w", err)
@@ -124,7 +165,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		background  []func(context.Context)
 	)
 	if cfg.RedisURL != "" || len(cfg.RedisAddrs) > 0 {
-		rs, revFeed, err := newRedis(cfg, cookieOpts, revocations, now, logger)
+		rs, revFeed, err := newRedis(cfg, cookieOpts, revocations, now, logger, tracer)
 		if err != nil {
 			return nil, err
 		}
@@ -136,10 +177,6 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		}
 	}
 	flowPrefix := session.NewCookies(flowCookie).Name() + "_"
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := proxy.NewMetrics(registry)
 
 	upstreamTLS, err := tlsClientConfig(cfg.UpstreamCAFile)
 	if err != nil {
@@ -157,6 +194,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 	}
 	up, err := upstream.New(upstream.Options{
 		Forwarded:             forwarded,
+		PassRoutingHeaders:    cfg.PassRoutingHeaders,
 		Target:                cfg.Upstream,
 		DialTimeout:           cfg.UpstreamDialTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamResponseTimeout,
@@ -172,6 +210,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		Observe: func(_ *http.Request, status int, d time.Duration) {
 			metrics.ObserveUpstream(status, d.Seconds())
 		},
+		TracerProvider: tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configure upstream: %w", err)
@@ -204,6 +243,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		RequestIDHeader:       cfg.RequestIDHeader,
 		PublicPaths:           cfg.publicPaths,
 		Policy:                cfg.policy,
+		Routes:                cfg.routes,
 		Bearer:                bearer,
 		BearerAudiences:       cfg.BearerAudiences,
 		TrustedProxies:        cfg.trusted,
@@ -211,12 +251,16 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		Metrics:               metrics,
 		Logger:                logger,
 		Now:                   now,
+		TracerProvider:        tracer,
+		TraceTrust:            cfg.traceTrust,
+		AccessLog:             accessLog,
+		AccessLogQuery:        cfg.AccessLogQuery,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configure proxy: %w", err)
 	}
 
-	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, ready: make(chan struct{})}
+	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, secrets: secretMetrics, tracer: tp, ready: make(chan struct{})}
 	m.background = append(background, handler.Run)
 	if cfg.TLSCertFile != "" {
 		m.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
@@ -285,7 +329,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.log.Info("authgate listening", "version", version, "addr", m.ProxyAddr(), "internal_addr", m.InternalAddr(),
 		"upstream", redactURL(m.cfg.Upstream), "issuer", m.cfg.IssuerURL, "tls", m.certs != nil,
 		"public_paths", m.cfg.publicPaths.Patterns(), "bearer_audiences", m.cfg.BearerAudiences,
-		"trusted_proxies", m.cfg.TrustedProxies,
+		"trusted_proxies", m.cfg.TrustedProxies, "routes", m.cfg.routes.Labels(), "tracing", m.tracer != nil, "access_log", m.cfg.AccessLog,
 		"policy", len(m.cfg.AllowedEmails)+len(m.cfg.AllowedEmailDomains)+len(m.cfg.AllowedGroups) > 0)
 	close(m.ready)
 
@@ -298,6 +342,8 @@ func (m *Main) Run(ctx context.Context) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.ShutdownTimeout)
 	defer cancel()
 	err := errors.Join(m.proxySrv.Shutdown(shutdownCtx), m.internal.Shutdown(shutdownCtx))
+	// After the servers: the last requests' spans are exported too.
+	err = errors.Join(err, shutdownTracing(shutdownCtx, m.tracer))
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
@@ -333,7 +379,25 @@ func (m *Main) internalHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	if m.cfg.Pprof {
+		// The internal listener only: profiles reveal memory contents and
+		// cost CPU, so they must never be reachable through the proxy.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
+}
+
+// newAccessLogger writes the access log (AUTHGATE_ACCESS_LOG) in the log
+// format, at Info whatever AUTHGATE_LOG_LEVEL says.
+func newAccessLogger(w io.Writer, cfg *Config) *slog.Logger {
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
 func newLogger(w io.Writer, cfg *Config) *slog.Logger {
@@ -396,8 +460,26 @@ func redactURL(raw string) string {
 
 // newRedis connects to Redis and returns the Redis session store (used as
 // the store itself, or only for logout token ids) and the revocation feed.
-func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.RevocationList, now func() time.Time, logger *slog.Logger) (*redisstore.Store, *redisstore.Revocations, error) {
+func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.RevocationList, now func() time.Time, logger *slog.Logger, tracer trace.TracerProvider) (*redisstore.Store, *redisstore.Revocations, error) {
 	redisstore.SetClientLogger(logger)
+	opts, err := redisClientOptions(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.TracerProvider = tracer
+	client, err := redisstore.NewClient(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configure Redis: %w", err)
+	}
+	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
+	if err != nil {
+		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
+	}
+	return store, redisstore.NewRevocations(client, revocations, redisstore.DefaultPrefix, logger), nil
+}
+
+// redisClientOptions are the Redis connection settings of cfg.
+func redisClientOptions(cfg *Config) (redisstore.ClientOptions, error) {
 	opts := redisstore.ClientOptions{
 		URL:            cfg.RedisURL,
 		Addrs:          cfg.RedisAddrs,
@@ -410,20 +492,12 @@ func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.Re
 	if cfg.RedisTLS || cfg.RedisCAFile != "" {
 		tlsConfig, err := tlsClientConfig(cfg.RedisCAFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("AUTHGATE_REDIS_CA_FILE: %w", err)
+			return opts, fmt.Errorf("AUTHGATE_REDIS_CA_FILE: %w", err)
 		}
 		if tlsConfig == nil {
 			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		opts.TLS = tlsConfig
 	}
-	client, err := redisstore.NewClient(opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("configure Redis: %w", err)
-	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
-	if err != nil {
-		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
-	}
-	return store, redisstore.NewRevocations(client, revocations, redisstore.DefaultPrefix, logger), nil
+	return opts, nil
 }

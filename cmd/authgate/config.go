@@ -16,8 +16,10 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/authgate/authgate/proxy"
 	"github.com/authgate/authgate/proxy/access"
 	"github.com/authgate/authgate/proxy/idp"
+	"github.com/authgate/authgate/upstream"
 )
 
 // Config is every setting authgate reads. It is filled from environment
@@ -45,6 +47,7 @@ type Config struct {
 	EmailClaim            string        `envconfig:"AUTHGATE_EMAIL_CLAIM" default:"email" desc:"claim the email comes from, e.g. preferred_username or upn (Entra ID); email_verified applies only to email"`
 	PathPrefix            string        `envconfig:"AUTHGATE_PATH_PREFIX" default:"/oauth2" desc:"prefix of authgate's own paths (start, callback, sign_out, userinfo)"`
 	PostLogoutRedirectURL string        `envconfig:"AUTHGATE_POST_LOGOUT_REDIRECT_URL" desc:"absolute URL the IdP sends the browser to after sign-out; empty means the origin of AUTHGATE_REDIRECT_URL"`
+	EndSessionURL         string        `envconfig:"AUTHGATE_END_SESSION_URL" desc:"IdP logout URL to use instead of discovery's end_session_endpoint (Amazon Cognito's https://<domain>/logout?logout_uri=…); its query parameters are kept"`
 	OIDCCAFile            string        `envconfig:"AUTHGATE_OIDC_CA_FILE" desc:"PEM bundle trusted for the IdP's TLS in addition to the system roots"`
 	OIDCTimeout           time.Duration `envconfig:"AUTHGATE_OIDC_TIMEOUT" default:"10s" desc:"timeout of each call to the IdP"`
 
@@ -70,13 +73,17 @@ type Config struct {
 
 	LogLevel  string `envconfig:"AUTHGATE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat string `envconfig:"AUTHGATE_LOG_FORMAT" default:"json" desc:"json or text"`
+	Pprof     bool   `envconfig:"AUTHGATE_PPROF" default:"false" desc:"serve net/http/pprof under /debug/pprof/ on the internal listener (never on the proxy listener)"`
 
 	PublicPaths          []string `envconfig:"AUTHGATE_PUBLIC_PATHS" desc:"paths served without a session, identity headers removed: comma-separated http.ServeMux patterns, [METHOD ]/path, trailing / = subtree, e.g. GET /static/,/healthz"`
 	AllowedEmails        []string `envconfig:"AUTHGATE_ALLOWED_EMAILS" desc:"comma-separated email addresses allowed in; empty with the other two lists empty admits every signed-in user"`
 	AllowedEmailDomains  []string `envconfig:"AUTHGATE_ALLOWED_EMAIL_DOMAINS" desc:"comma-separated email domains allowed in, matched exactly at the @ (no subdomains)"`
 	AllowedGroups        []string `envconfig:"AUTHGATE_ALLOWED_GROUPS" desc:"comma-separated groups (AUTHGATE_GROUPS_CLAIM) allowed in; a user passes when any list admits them"`
+	RoutesFile           string   `envconfig:"AUTHGATE_ROUTES_FILE" desc:"YAML file of ordered routes ({match, public: true | allow: CEL, name}), the first match deciding; replaces AUTHGATE_PUBLIC_PATHS and AUTHGATE_ALLOWED_*; a path no route matches is refused (403)"`
+	Routes               string   `envconfig:"AUTHGATE_ROUTES" desc:"the routes of AUTHGATE_ROUTES_FILE inline, e.g. YAML flow syntax on one line for Compose: [{match: /admin/, allow: '\"admins\" in groups'}, {match: /, allow: 'true'}]"`
 	BearerAudiences      []string `envconfig:"AUTHGATE_BEARER_AUDIENCES" desc:"accept API clients' own JWT access tokens from the issuer naming one of these audiences (comma-separated); empty turns bearer tokens off"`
 	TrustedProxies       []string `envconfig:"AUTHGATE_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies in front of authgate whose X-Forwarded-For, -Host, -Proto (passed to the upstream) and, for forward-auth, -Uri, -Method and X-Original-URI, -Method are believed; empty trusts none"`
+	PassRoutingHeaders   []string `envconfig:"AUTHGATE_PASS_ROUTING_HEADERS" desc:"routing headers (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) the upstream may still receive from clients; empty removes them all"`
 	AllowedRedirectHosts []string `envconfig:"AUTHGATE_ALLOWED_REDIRECT_HOSTS" desc:"hosts (exact, or .example.com for subdomains) a login may return to besides AUTHGATE_REDIRECT_URL's; requires AUTHGATE_COOKIE_DOMAIN covering them"`
 
 	SessionStore        string        `envconfig:"AUTHGATE_SESSION_STORE" default:"cookie" desc:"cookie (the session sealed in the cookie) or redis (sessions shared by replicas; the cookie holds a ticket)"`
@@ -92,6 +99,10 @@ type Config struct {
 	RedisCacheTTL       time.Duration `envconfig:"AUTHGATE_REDIS_CACHE_TTL" default:"0s" desc:"how long a replica may reuse a session it read from Redis (0: every request reads Redis); see the README for the trade-off"`
 	RedisCAFile         string        `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots"`
 
+	TraceTrustClient string `envconfig:"AUTHGATE_TRACE_TRUST_CLIENT" default:"trusted-proxies" desc:"whose W3C traceparent is continued: never, trusted-proxies (peers in AUTHGATE_TRUSTED_PROXIES) or always; an untrusted one is dropped (tracing is configured by the standard OTEL_* variables)"`
+	AccessLog        bool   `envconfig:"AUTHGATE_ACCESS_LOG" default:"false" desc:"write one structured line per request (method, path, status, bytes, durations, outcome, sub, request and trace id)"`
+	AccessLogQuery   bool   `envconfig:"AUTHGATE_ACCESS_LOG_QUERY" default:"false" desc:"include the query string in the access log path (never for authgate's own endpoints)"`
+
 	// Derived by Load; not read from the environment.
 	authParams    url.Values
 	clientKey     *idp.ClientKey
@@ -99,8 +110,11 @@ type Config struct {
 	logLevel      slog.Level
 	publicPaths   *access.PublicPaths
 	policy        *access.Policy
+	routes        *access.Routes
 	trusted       *access.TrustedProxies
 	redirectHosts *access.RedirectHosts
+	traceTrust    proxy.TraceTrust
+	tracing       tracingConfig
 }
 
 // loadConfig reads the environment and returns the config or an error listing
@@ -180,6 +194,25 @@ func (c *Config) resolveFiles() []error {
 	return problems
 }
 
+// watchedFileVariables names the set …_FILE variables whose files are
+// watched for changes.
+func (c *Config) watchedFileVariables() []string {
+	var vars []string
+	for _, f := range []struct{ key, file string }{
+		{"AUTHGATE_CLIENT_SECRET_FILE", c.ClientSecretFile},
+		{"AUTHGATE_COOKIE_SECRET_FILE", c.CookieSecretFile},
+		{"AUTHGATE_REDIS_PASSWORD_FILE", c.RedisPasswordFile},
+		{"AUTHGATE_OIDC_CA_FILE", c.OIDCCAFile},
+		{"AUTHGATE_UPSTREAM_CA_FILE", c.UpstreamCAFile},
+		{"AUTHGATE_REDIS_CA_FILE", c.RedisCAFile},
+	} {
+		if f.file != "" {
+			vars = append(vars, f.key)
+		}
+	}
+	return vars
+}
+
 // validate checks every setting and returns one error per problem.
 func (c *Config) validate() []error {
 	var problems []error
@@ -221,6 +254,11 @@ func (c *Config) validate() []error {
 		add("AUTHGATE_REDIRECT_URL: %v", err)
 	} else if u, _ := url.Parse(c.RedirectURL); u.Path != strings.TrimSuffix(c.PathPrefix, "/")+"/callback" {
 		add("AUTHGATE_REDIRECT_URL: path %q must be %s/callback (AUTHGATE_PATH_PREFIX)", u.Path, strings.TrimSuffix(c.PathPrefix, "/"))
+	}
+	if c.EndSessionURL != "" {
+		if err := checkAbsoluteURL(c.EndSessionURL); err != nil {
+			add("AUTHGATE_END_SESSION_URL: %v", err)
+		}
 	}
 	if c.PostLogoutRedirectURL != "" {
 		if err := checkAbsoluteURL(c.PostLogoutRedirectURL); err != nil {
@@ -318,8 +356,74 @@ func (c *Config) validate() []error {
 	problems = append(problems, c.validateClientKey()...)
 	problems = append(problems, c.validateAccess()...)
 	problems = append(problems, c.validateRedis()...)
+	problems = append(problems, c.validateTelemetry()...)
 	// Sort for a stable message; map iteration above is random.
 	sortErrors(problems)
+	return problems
+}
+
+// validateRoutes reads and compiles AUTHGATE_ROUTES_FILE or
+// AUTHGATE_ROUTES, one problem per route error. Routes replace the public
+// paths and allow-lists, so setting both kinds is an error naming both.
+func (c *Config) validateRoutes() []error {
+	var problems []error
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	var key string
+	var src []byte
+	switch {
+	case c.RoutesFile != "" && c.Routes != "":
+		add("AUTHGATE_ROUTES and AUTHGATE_ROUTES_FILE: set one, not both")
+		return problems
+	case c.RoutesFile != "":
+		key = "AUTHGATE_ROUTES_FILE"
+		b, err := os.ReadFile(c.RoutesFile)
+		if err != nil {
+			add("%s: read routes: %w", key, err)
+			return problems
+		}
+		src = b
+	case c.Routes != "":
+		key, src = "AUTHGATE_ROUTES", []byte(c.Routes)
+	default:
+		return nil
+	}
+	var legacy []string
+	for _, v := range []struct {
+		key  string
+		list []string
+	}{
+		{"AUTHGATE_PUBLIC_PATHS", c.PublicPaths},
+		{"AUTHGATE_ALLOWED_EMAILS", c.AllowedEmails},
+		{"AUTHGATE_ALLOWED_EMAIL_DOMAINS", c.AllowedEmailDomains},
+		{"AUTHGATE_ALLOWED_GROUPS", c.AllowedGroups},
+	} {
+		if len(v.list) > 0 {
+			legacy = append(legacy, v.key)
+		}
+	}
+	if len(legacy) > 0 {
+		add("%s and %s: routes replace the public paths and allow-lists; write them as routes (README: Routes) and set only one kind",
+			key, strings.Join(legacy, ", "))
+	}
+	specs, err := access.ParseRouteSpecs(src)
+	if err != nil {
+		add("%s: %w", key, err)
+		return problems
+	}
+	routes, err := access.CompileRoutes(specs)
+	if err != nil {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				add("%s: %w", key, e)
+			}
+		} else {
+			add("%s: %w", key, err)
+		}
+		return problems
+	}
+	if len(legacy) == 0 {
+		c.routes, c.publicPaths, c.policy = routes, nil, nil
+	}
 	return problems
 }
 
@@ -329,7 +433,7 @@ func (c *Config) validateAccess() []error {
 	var problems []error
 	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	for _, list := range []*[]string{&c.PublicPaths, &c.AllowedEmails, &c.AllowedEmailDomains, &c.AllowedGroups,
-		&c.BearerAudiences, &c.TrustedProxies, &c.AllowedRedirectHosts} {
+		&c.BearerAudiences, &c.TrustedProxies, &c.AllowedRedirectHosts, &c.PassRoutingHeaders} {
 		*list = trimList(*list)
 	}
 
@@ -354,6 +458,7 @@ func (c *Config) validateAccess() []error {
 	if c.policy, err = access.NewPolicy(c.AllowedEmails, c.AllowedEmailDomains, c.AllowedGroups); err != nil {
 		c.policy = nil
 	}
+	problems = append(problems, c.validateRoutes()...)
 	for _, aud := range c.BearerAudiences {
 		switch {
 		case aud == "":
@@ -366,6 +471,9 @@ func (c *Config) validateAccess() []error {
 	}
 	if c.trusted, err = access.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		add("AUTHGATE_TRUSTED_PROXIES: %v", err)
+	}
+	if err := upstream.CheckRoutingHeaders(c.PassRoutingHeaders); err != nil {
+		add("AUTHGATE_PASS_ROUTING_HEADERS: %v", err)
 	}
 
 	// The post-login redirect may name AUTHGATE_REDIRECT_URL's own origin
@@ -474,6 +582,7 @@ func printHelp(w io.Writer) {
 
 Usage:
   authgate              run the proxy, configured by the environment variables below
+  authgate check        check the configuration, the provider, Redis and the upstream, then exit
   authgate healthcheck  probe http://AUTHGATE_INTERNAL_ADDR/healthz (for container healthchecks)
   authgate demo         run a self-contained demo (built-in identity provider and upstream)
   authgate --help       print this help
@@ -490,6 +599,11 @@ Environment variables (a secret may also be given as a file with the _FILE varia
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Description)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, `
+Tracing (OpenTelemetry, off unless an OTLP endpoint is set) reads the standard variables:
+  %s
+and the exporter's other OTEL_EXPORTER_OTLP_* and OTEL_BSP_* variables.
+`, strings.Join(otelVariables, "\n  "))
 }
 
 // configVariable describes one environment variable.
@@ -578,4 +692,23 @@ func (c *Config) validateClientKey() []error {
 		add("AUTHGATE_CLIENT_PRIVATE_KEY_FILE: %s: %v", c.ClientKeyFile, err)
 	}
 	return problems
+}
+
+// validateTelemetry checks AUTHGATE_TRACE_TRUST_CLIENT and the OTEL_*
+// variables of tracing.
+func (c *Config) validateTelemetry() []error {
+	var problems []error
+	switch c.TraceTrustClient {
+	case "trusted-proxies":
+		c.traceTrust = proxy.TraceTrustProxies
+	case "never":
+		c.traceTrust = proxy.TraceTrustNever
+	case "always":
+		c.traceTrust = proxy.TraceTrustAlways
+	default:
+		problems = append(problems, fmt.Errorf("AUTHGATE_TRACE_TRUST_CLIENT: %q is not never, trusted-proxies or always", c.TraceTrustClient))
+	}
+	var errs []error
+	c.tracing, errs = validateTracing(os.Getenv)
+	return append(problems, errs...)
 }

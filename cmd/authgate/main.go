@@ -33,6 +33,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case "--version", "version":
 			fmt.Fprintln(stdout, "authgate", version)
 			return 0
+		case "check":
+			return runCheck(ctx, stdout)
 		case "healthcheck":
 			return runHealthcheck(ctx, stderr)
 		case "demo":

@@ -41,8 +41,9 @@ func CheckPrompt(prompt string) error {
 	return errors.Join(problems...)
 }
 
-// CheckAuthParams checks extra authorization request parameters: names
-// not empty and none that authgate sets itself (CheckAuthParams names it).
+// CheckAuthParams checks extra authorization request parameters: every
+// name is non-empty and none is one authgate sets itself (compared without
+// case). The error names each offending parameter; nil params are valid.
 func CheckAuthParams(params url.Values) error {
 	var problems []error
 	names := make([]string, 0, len(params))

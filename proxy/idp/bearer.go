@@ -139,7 +139,17 @@ func (p *Provider) VerifyBearer(ctx context.Context, token string, audiences []s
 		return nil, tokenError("token dates are not numbers", err)
 	}
 	id := p.identity(idt.Subject, &c)
+	if id.User == "" {
+		// X-Forwarded-User must not fall back to another namespace (sub)
+		// when the configured user claim is missing.
+		return nil, tokenError("token lacks the user claim", nil)
+	}
 	id.IssuedAt = idt.IssuedAt
+	if p.keepClaims {
+		if id.Claims, err = mergeClaims(c.Rest, nil); err != nil {
+			return nil, tokenError("malformed claims", err)
+		}
+	}
 	return id, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/proxy/idp/idptest"
@@ -108,5 +109,34 @@ func TestClaimLocations(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifyBearerClaimNames: API bearer tokens are read with the same claim
+// names as logins (nested groups, user and email claims), and a token
+// without the configured user claim is refused rather than named by sub.
+func TestVerifyBearerClaimNames(t *testing.T) {
+	s := idptest.New(t, idptest.Options{})
+	p := startProvider(t, idp.Options{IssuerURL: s.URL, ClientID: s.ClientID, RedirectURL: testRedirectURL, Logger: (&logBuffer{}).logger(),
+		GroupsClaim: "realm_access.roles", UserClaim: "oid", EmailClaim: "upn"})
+	now := time.Now()
+	claims := map[string]any{"iss": s.URL, "sub": "s-1", "aud": "api", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
+		"oid": "oid-1", "upn": "jane@contoso.example", "realm_access": map[string]any{"roles": []string{"admin"}}}
+	tok, err := s.Sign(claims, "at+jwt", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := p.VerifyBearer(context.Background(), tok, []string{"api"})
+	if err != nil {
+		t.Fatalf("VerifyBearer() error = %v", err)
+	}
+	if id.User != "oid-1" || id.Email != "jane@contoso.example" || !slices.Equal(id.Groups, []string{"admin"}) {
+		t.Errorf("VerifyBearer() = user %q email %q groups %q, want oid-1, jane@contoso.example, [admin]", id.User, id.Email, id.Groups)
+	}
+	delete(claims, "oid")
+	tok, _ = s.Sign(claims, "at+jwt", false)
+	var te *idp.TokenError
+	if _, err := p.VerifyBearer(context.Background(), tok, []string{"api"}); !errors.As(err, &te) || te.Description != "token lacks the user claim" {
+		t.Errorf("VerifyBearer(no oid) error = %v, want \"token lacks the user claim\"", err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 var (
@@ -58,6 +60,12 @@ type Options struct {
 	RedirectURL string
 	// Scopes requested at login; nil means openid, email, profile.
 	Scopes []string
+	// EndSessionURL, when set, replaces the discovery document's
+	// end_session_endpoint, for providers whose logout endpoint is not in
+	// discovery (Amazon Cognito's /logout). Query parameters it carries are
+	// kept; the RP-Initiated Logout parameters are added unless it already
+	// has them. Empty uses discovery.
+	EndSessionURL string
 	// Prompt is the OpenID Connect "prompt" parameter (Core 3.1.2.1) sent
 	// with every login, checked by CheckPrompt; empty sends none.
 	// node-oidc-provider grants offline_access only with "consent".
@@ -83,6 +91,11 @@ type Options struct {
 	// GroupsClaim (set it when access depends on groups); false asks
 	// userinfo only for a missing email.
 	NeedGroups bool
+	// KeepClaims puts every claim of the ID token, completed by userinfo
+	// (then always asked), into Identity.Claims, and a bearer token's
+	// claims into its Identity.Claims; for route rules that read claims.
+	// False leaves Claims empty.
+	KeepClaims bool
 	// HTTPClient makes every call to the provider; nil means a client with a
 	// 10 s timeout on http.DefaultTransport.
 	HTTPClient *http.Client
@@ -94,6 +107,11 @@ type Options struct {
 	// between failed discovery attempts; zero means 1 s and 30 s.
 	DiscoveryRetryMin time.Duration
 	DiscoveryRetryMax time.Duration
+	// TracerProvider, when set, wraps every call to the provider in a
+	// client span (idp.discovery, idp.token, idp.userinfo, idp.jwks,
+	// idp.revocation) and sends the W3C trace context to the provider; nil
+	// traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Identity is who the user is, from the verified ID token and, when the ID
@@ -113,6 +131,12 @@ type Identity struct {
 	SessionID string
 	// IssuedAt is the ID token's "iat".
 	IssuedAt time.Time
+	// Claims, with Options.KeepClaims, are the user's claims as a JSON
+	// object: the ID token's, completed by userinfo's for names the ID
+	// token lacks (or a bearer token's own), without the ones that only
+	// validate a token (exp, iat, nbf, nonce, jti, at_hash, c_hash,
+	// s_hash). Empty otherwise.
+	Claims string
 }
 
 // Tokens are what the token endpoint returned.

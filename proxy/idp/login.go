@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -158,9 +159,11 @@ func (p *Provider) Exchange(ctx context.Context, code, codeVerifier, nonce strin
 	id.IssuedAt = idt.IssuedAt
 	// Userinfo costs a round trip on every login, so it is asked only for
 	// what is missing: the email, the user claim, or the groups when access
-	// depends on them.
-	if (id.Email == "" || id.User == "" || (p.needGroups && id.Groups == nil)) && d.provider.UserInfoEndpoint() != "" {
-		if err := p.addUserinfo(ctx, d, tok, id); err != nil {
+	// depends on them. Kept claims are the merged set, so userinfo is always
+	// asked then.
+	var infoClaims map[string]json.RawMessage
+	if (id.Email == "" || id.User == "" || (p.needGroups && id.Groups == nil) || p.keepClaims) && d.provider.UserInfoEndpoint() != "" {
+		if infoClaims, err = p.addUserinfo(ctx, d, tok, id); err != nil {
 			return nil, nil, fmt.Errorf("exchange code: %w", err)
 		}
 	}
@@ -174,30 +177,36 @@ func (p *Provider) Exchange(ctx context.Context, code, codeVerifier, nonce strin
 	if id.Groups == nil && p.needGroups && groupsOverage(claims.Rest, p.groupsClaim) {
 		return nil, nil, fmt.Errorf("exchange code: %w (claim %q; _claim_names points elsewhere)", ErrGroupsOverage, p.groupsClaim)
 	}
-	p.log.Debug("code exchanged", keySubject, id.Subject, keyTokens, tokens)
+	if p.keepClaims {
+		if id.Claims, err = mergeClaims(claims.Rest, infoClaims); err != nil {
+			return nil, nil, fmt.Errorf("exchange code: %w: %w", ErrInvalidToken, err)
+		}
+	}
+	p.log.DebugContext(ctx, "code exchanged", keySubject, id.Subject, keyTokens, tokens)
 	return tokens, id, nil
 }
 
-// addUserinfo fills what the ID token lacked from the userinfo endpoint.
-func (p *Provider) addUserinfo(ctx context.Context, d *discovered, tok *oauth2.Token, id *Identity) error {
+// addUserinfo fills what the ID token lacked from the userinfo endpoint,
+// and returns every claim userinfo sent.
+func (p *Provider) addUserinfo(ctx context.Context, d *discovered, tok *oauth2.Token, id *Identity) (map[string]json.RawMessage, error) {
 	info, err := d.provider.UserInfo(oidc.ClientContext(ctx, p.apiClient), oauth2.StaticTokenSource(tok))
 	if err != nil {
 		if transient(err) {
-			return fmt.Errorf("fetch userinfo: %w: %w", ErrUnavailable, err)
+			return nil, fmt.Errorf("fetch userinfo: %w: %w", ErrUnavailable, err)
 		}
 		// The access token was minted a moment ago: a refusal is the
 		// provider contradicting itself, and the login cannot proceed.
-		return fmt.Errorf("fetch userinfo: %w: %w", ErrInvalidToken, err)
+		return nil, fmt.Errorf("fetch userinfo: %w: %w", ErrInvalidToken, err)
 	}
 	// OpenID Connect Core 5.3.2: the userinfo sub MUST equal the ID token's,
 	// or the answer must not be used (token substitution).
 	if info.Subject != id.Subject {
-		p.log.Warn("userinfo subject differs from id token subject", keyIssuer, p.issuer)
-		return fmt.Errorf("fetch userinfo: %w: subject mismatch", ErrInvalidToken)
+		p.log.WarnContext(ctx, "userinfo subject differs from id token subject", keyIssuer, p.issuer)
+		return nil, fmt.Errorf("fetch userinfo: %w: subject mismatch", ErrInvalidToken)
 	}
 	var c claimSet
 	if err := info.Claims(&c); err != nil {
-		return fmt.Errorf("decode userinfo: %w: %w", ErrInvalidToken, err)
+		return nil, fmt.Errorf("decode userinfo: %w: %w", ErrInvalidToken, err)
 	}
 	from := p.identity(info.Subject, &c)
 	if id.Email == "" {
@@ -216,7 +225,7 @@ func (p *Provider) addUserinfo(ctx context.Context, d *discovered, tok *oauth2.T
 	if id.User == "" {
 		id.User = from.User
 	}
-	return nil
+	return c.Rest, nil
 }
 
 // accessTokenGroups reads the groups claim from the access token when it is
@@ -233,7 +242,7 @@ func (p *Provider) accessTokenGroups(ctx context.Context, d *discovered, accessT
 	}
 	at, err := p.bearerVerifier(d, algs).verifier.Verify(ctx, accessToken)
 	if err != nil {
-		p.log.Debug("access token not read for claims", keyError, err)
+		p.log.DebugContext(ctx, "access token not read for claims", keyError, err)
 		return nil
 	}
 	var c claimSet
@@ -241,7 +250,7 @@ func (p *Provider) accessTokenGroups(ctx context.Context, d *discovered, accessT
 		return nil
 	}
 	if err := checkNumericDates(c.Rest); err != nil {
-		p.log.Debug("access token not read for claims", keyError, err)
+		p.log.DebugContext(ctx, "access token not read for claims", keyError, err)
 		return nil
 	}
 	if raw, ok := lookupClaim(c.Rest, p.groupsClaim); ok {
@@ -265,4 +274,28 @@ func tokensFrom(tok *oauth2.Token, oldRefresh string) *Tokens {
 		t.IDToken = raw
 	}
 	return t
+}
+
+// validationClaims only validate the token they came in; they say nothing
+// about the user and would only make the session cookie larger.
+var validationClaims = []string{"exp", "iat", "nbf", "nonce", "jti", "at_hash", "c_hash", "s_hash"}
+
+// mergeClaims returns the ID token's claims, completed by userinfo's for
+// names the ID token lacks, as a JSON object without validationClaims.
+func mergeClaims(idToken, userinfo map[string]json.RawMessage) (string, error) {
+	m := make(map[string]json.RawMessage, len(idToken)+len(userinfo))
+	for k, v := range userinfo {
+		m[k] = v
+	}
+	for k, v := range idToken {
+		m[k] = v
+	}
+	for _, k := range validationClaims {
+		delete(m, k)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("encode claims: %w", err)
+	}
+	return string(b), nil
 }

@@ -39,11 +39,13 @@ type Provider struct {
 	issuer       string
 	scopes       []string
 	prompt       string
+	endSession   string
 	authParams   url.Values
 	groupsClaim  string
 	userClaim    string
 	emailClaim   string
 	needGroups   bool
+	keepClaims   bool
 	retryMin     time.Duration
 	retryMax     time.Duration
 	log          *slog.Logger
@@ -128,6 +130,11 @@ func New(opts Options) (*Provider, error) {
 	if opts.Scopes != nil && !slices.Contains(opts.Scopes, oidc.ScopeOpenID) {
 		errs = append(errs, fmt.Errorf("scopes %q lack %q", opts.Scopes, oidc.ScopeOpenID))
 	}
+	if opts.EndSessionURL != "" {
+		if err := checkURL(opts.EndSessionURL); err != nil {
+			errs = append(errs, fmt.Errorf("end session URL: %w", err))
+		}
+	}
 	if err := CheckPrompt(opts.Prompt); err != nil {
 		errs = append(errs, fmt.Errorf("prompt: %w", err))
 	}
@@ -145,11 +152,13 @@ func New(opts Options) (*Provider, error) {
 		issuer:       opts.IssuerURL,
 		scopes:       slices.Clone(opts.Scopes),
 		prompt:       strings.Join(strings.Fields(opts.Prompt), " "),
+		endSession:   opts.EndSessionURL,
 		authParams:   cloneValues(opts.AuthParams),
 		groupsClaim:  opts.GroupsClaim,
 		userClaim:    opts.UserClaim,
 		emailClaim:   opts.EmailClaim,
 		needGroups:   opts.NeedGroups,
+		keepClaims:   opts.KeepClaims,
 		retryMin:     opts.DiscoveryRetryMin,
 		retryMax:     opts.DiscoveryRetryMax,
 		log:          opts.Logger,
@@ -188,6 +197,16 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.client == nil {
 		p.client = &http.Client{Timeout: defaultHTTPTimeout, Transport: http.DefaultTransport}
+	}
+	if opts.TracerProvider != nil {
+		// A copy: the caller's client is left as it was.
+		traced := *p.client
+		base := traced.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		traced.Transport = &tracingTransport{base: base, tracer: opts.TracerProvider.Tracer(tracerName), p: p}
+		p.client = &traced
 	}
 	api := *p.client
 	base := api.Transport
@@ -300,6 +319,9 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	var meta metadata
 	if err := prov.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("decode discovery document: %w", err)
+	}
+	if p.endSession != "" {
+		meta.EndSessionEndpoint = p.endSession
 	}
 	var missing []string
 	for name, v := range map[string]string{

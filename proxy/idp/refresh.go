@@ -44,11 +44,11 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken, subject string) (*
 			return nil, fmt.Errorf("refresh token: %w", err)
 		}
 		if idt.Subject != subject {
-			p.log.Warn("refreshed id token names another subject", keyIssuer, p.issuer)
+			p.log.WarnContext(ctx, "refreshed id token names another subject", keyIssuer, p.issuer)
 			return nil, fmt.Errorf("refresh token: %w: id token subject changed", ErrInvalidToken)
 		}
 	}
-	p.log.Debug("token refreshed", keySubject, subject, keyTokens, tokens)
+	p.log.DebugContext(ctx, "token refreshed", keySubject, subject, keyTokens, tokens)
 	return tokens, nil
 }
 
@@ -124,16 +124,17 @@ func (p *Provider) EndSessionURL(idTokenHint, postLogoutRedirectURI, state strin
 		return "", false
 	}
 	q := u.Query()
-	if idTokenHint != "" {
-		q.Set("id_token_hint", idTokenHint)
+	// Parameters already in the endpoint URL (a configured override such as
+	// Cognito's logout_uri, or client_id) are kept as given.
+	set := func(k, v string) {
+		if v != "" && !q.Has(k) {
+			q.Set(k, v)
+		}
 	}
-	if postLogoutRedirectURI != "" {
-		q.Set("post_logout_redirect_uri", postLogoutRedirectURI)
-	}
-	q.Set("client_id", p.clientID)
-	if state != "" {
-		q.Set("state", state)
-	}
+	set("id_token_hint", idTokenHint)
+	set("post_logout_redirect_uri", postLogoutRedirectURI)
+	set("client_id", p.clientID)
+	set("state", state)
 	u.RawQuery = q.Encode()
 	return u.String(), true
 }

@@ -103,56 +103,7 @@ dict with Values, Release and restartPolicy ("Always" for a native sidecar,
     - name: {{ $v.portNames.internal }}
       containerPort: {{ $v.internalPort }}
       protocol: TCP
-  env:
-    - name: AUTHGATE_LISTEN_ADDR
-      value: {{ printf ":%v" $v.listenPort | quote }}
-    - name: AUTHGATE_INTERNAL_ADDR
-      value: {{ printf ":%v" $v.internalPort | quote }}
-    {{- if include "authgate.hasClientSecret" . }}
-    - name: AUTHGATE_CLIENT_SECRET
-      valueFrom:
-        secretKeyRef:
-          name: {{ include "authgate.secretName" . }}
-          key: {{ $v.secret.clientSecretKey }}
-    {{- end }}
-    - name: AUTHGATE_COOKIE_SECRET
-      valueFrom:
-        secretKeyRef:
-          name: {{ include "authgate.secretName" . }}
-          key: {{ $v.secret.cookieSecretKey }}
-    {{- with include "authgate.redisPasswordKey" . }}
-    - name: AUTHGATE_REDIS_PASSWORD
-      valueFrom:
-        secretKeyRef:
-          name: {{ include "authgate.secretName" $ }}
-          key: {{ . }}
-    {{- end }}
-    {{- if $v.tls.existingSecret }}
-    - name: AUTHGATE_TLS_CERT_FILE
-      value: /etc/authgate/tls/tls.crt
-    - name: AUTHGATE_TLS_KEY_FILE
-      value: /etc/authgate/tls/tls.key
-    {{- end }}
-    {{- range $name, $value := $v.config }}
-    {{- if and (not (kindIs "invalid" $value)) (ne (toString $value) "") }}
-    - name: {{ $name }}
-      value: {{ toString $value | quote }}
-    {{- end }}
-    {{- end }}
-    {{- with $v.extraEnv }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  {{- if or $v.tls.existingSecret $v.extraVolumeMounts }}
-  volumeMounts:
-    {{- if $v.tls.existingSecret }}
-    - name: authgate-tls
-      mountPath: /etc/authgate/tls
-      readOnly: true
-    {{- end }}
-    {{- with $v.extraVolumeMounts }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  {{- end }}
+  {{- include "authgate.envAndMounts" . | nindent 2 }}
   startupProbe:
     httpGet:
       path: /healthz
@@ -245,4 +196,63 @@ as list items; nothing when there are none. Include it in your pod's volumes.
 {{- define "authgate.sidecar.volumes" -}}
 {{- include "authgate.sidecarContext" . }}
 {{- include "authgate.volumes" (dict "Values" .values) }}
+{{- end }}
+
+{{/*
+authgate.envAndMounts renders the env and volumeMounts of an authgate
+container: the proxy and the `authgate check` init container share them, so
+the check sees exactly the configuration the proxy will load.
+*/}}
+{{- define "authgate.envAndMounts" -}}
+{{- $v := .Values -}}
+env:
+  - name: AUTHGATE_LISTEN_ADDR
+    value: {{ printf ":%v" $v.listenPort | quote }}
+  - name: AUTHGATE_INTERNAL_ADDR
+    value: {{ printf ":%v" $v.internalPort | quote }}
+  {{- if include "authgate.hasClientSecret" . }}
+  - name: AUTHGATE_CLIENT_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "authgate.secretName" . }}
+        key: {{ $v.secret.clientSecretKey }}
+  {{- end }}
+  - name: AUTHGATE_COOKIE_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "authgate.secretName" . }}
+        key: {{ $v.secret.cookieSecretKey }}
+  {{- with include "authgate.redisPasswordKey" . }}
+  - name: AUTHGATE_REDIS_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "authgate.secretName" $ }}
+        key: {{ . }}
+  {{- end }}
+  {{- if $v.tls.existingSecret }}
+  - name: AUTHGATE_TLS_CERT_FILE
+    value: /etc/authgate/tls/tls.crt
+  - name: AUTHGATE_TLS_KEY_FILE
+    value: /etc/authgate/tls/tls.key
+  {{- end }}
+  {{- range $name, $value := $v.config }}
+  {{- if and (not (kindIs "invalid" $value)) (ne (toString $value) "") }}
+  - name: {{ $name }}
+    value: {{ toString $value | quote }}
+  {{- end }}
+  {{- end }}
+  {{- with $v.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- if or $v.tls.existingSecret $v.extraVolumeMounts }}
+volumeMounts:
+  {{- if $v.tls.existingSecret }}
+  - name: authgate-tls
+    mountPath: /etc/authgate/tls
+    readOnly: true
+  {{- end }}
+  {{- with $v.extraVolumeMounts }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
 {{- end }}

@@ -4,6 +4,14 @@
 // the future, a bad at_hash, a userinfo answer about someone else, a token
 // endpoint that fails or hangs, discovery that fails a few times.
 //
+// It also emulates documented behaviour of providers that cannot run in
+// tests: refresh tokens only with prompt=consent (node-oidc-provider) or
+// access_type=offline (Google), an issuer with a path (Entra ID tenants),
+// JWT access tokens carrying claims the ID token lacks (Keycloak), JWT
+// access tokens only with an audience parameter (Auth0), the RFC 9207 iss
+// parameter, and private_key_jwt client authentication, whose assertions it
+// verifies and records.
+//
 // Use a real provider (the zitadel example OP) for the happy path; use this
 // one for what a real provider will not do. It is NOT an OpenID Provider to
 // run anywhere but in tests: it approves every authorization request
@@ -182,6 +190,11 @@ type Options struct {
 	// token_endpoint_auth_signing_alg_values_supported (and the algorithms
 	// accepted); nil means RS256, PS256, ES256, ES384, ES512 and EdDSA.
 	AssertionAlgs []string
+	// IssuerPath is appended to the server's address to make the issuer,
+	// and every endpoint lives under it, as with Microsoft Entra ID's
+	// tenant issuer "https://login.microsoftonline.com/<tenant>/v2.0".
+	// Empty means the bare address.
+	IssuerPath string
 	// ResponseIss sends "iss" with every authorization response and
 	// advertises authorization_response_iss_parameter_supported (RFC 9207).
 	ResponseIss bool
@@ -298,20 +311,21 @@ func New(t testing.TB, opts Options) *Server {
 		t.Fatalf("generate key: %v", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
-	mux.HandleFunc("GET /authorize", s.serveAuthorize)
-	mux.HandleFunc("POST /token", s.serveToken)
-	mux.HandleFunc("GET /keys", s.serveKeys)
-	mux.HandleFunc("GET /userinfo", s.serveUserinfo)
-	mux.HandleFunc("POST /revoke", s.serveRevoke)
-	mux.HandleFunc("GET /end_session", func(w http.ResponseWriter, r *http.Request) {
+	pre := strings.TrimSuffix(opts.IssuerPath, "/")
+	mux.HandleFunc("GET "+pre+"/.well-known/openid-configuration", s.serveDiscovery)
+	mux.HandleFunc("GET "+pre+"/authorize", s.serveAuthorize)
+	mux.HandleFunc("POST "+pre+"/token", s.serveToken)
+	mux.HandleFunc("GET "+pre+"/keys", s.serveKeys)
+	mux.HandleFunc("GET "+pre+"/userinfo", s.serveUserinfo)
+	mux.HandleFunc("POST "+pre+"/revoke", s.serveRevoke)
+	mux.HandleFunc("GET "+pre+"/end_session", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "signed out")
 	})
 	s.srv = httptest.NewServer(mux)
 	// Cleanups run last-in first-out: release hanging handlers, then close.
 	t.Cleanup(s.srv.Close)
 	t.Cleanup(func() { close(s.closing) })
-	s.URL = s.srv.URL
+	s.URL = s.srv.URL + pre
 	s.ClientID = s.opts.ClientID
 	s.ClientSecret = s.opts.ClientSecret
 	return s

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,6 +42,8 @@ type benchEnv struct {
 	store    *session.CookieStore
 	upstream *url.URL
 	cookie   string // Cookie header of the logged-in session
+	front    string // URL of the handler's server
+	issuer   string // the demo IdP's issuer URL
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
@@ -154,7 +157,7 @@ func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
 	front.Start()
 	b.Cleanup(front.Close)
 
-	return &benchEnv{handler: h, store: store, upstream: upURL, cookie: benchLogin(b, front.URL, issuer)}
+	return &benchEnv{handler: h, store: store, upstream: upURL, cookie: benchLogin(b, front.URL, issuer), front: front.URL, issuer: issuer}
 }
 
 // benchLogin signs alice in through the front server and returns the
@@ -364,10 +367,115 @@ func BenchmarkHandlerUnauthenticatedAPI(b *testing.B) {
 }
 
 // BenchmarkHandlerNavigationRedirect is a browser navigation without a
-// session: a new state, nonce and PKCE verifier, a sealed login-flow cookie
-// and a 302 to the IdP.
+// session and without Fetch Metadata: a new state, nonce and PKCE verifier,
+// a sealed login-flow cookie and a 302 to the IdP.
 func BenchmarkHandlerNavigationRedirect(b *testing.B) {
 	env := newBenchEnv(b)
 	runHandlerBench(b, env.handler, http.StatusFound, benchRequest("",
-		"Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "Sec-Fetch-Mode", "navigate"))
+		"Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"))
+}
+
+// BenchmarkHandlerNavigationPage is a browser navigation without a session
+// that sends Fetch Metadata: the deep-link page, whose script then starts
+// the login (the 302 above) with the fragment.
+func BenchmarkHandlerNavigationPage(b *testing.B) {
+	env := newBenchEnv(b)
+	r := benchRequest("", "Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "Sec-Fetch-Mode", "navigate")
+	w := &discardWriter{h: make(http.Header)}
+	serve(env.handler, w, r)
+	if w.status != http.StatusOK || w.h.Get("Content-Security-Policy") == "" {
+		b.Fatalf("status = %d, want 200 with the deep-link page", w.status)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		serve(env.handler, w, r)
+	}
+}
+
+// BenchmarkLoginRoundTrip is a whole login over loopback HTTP, from the
+// navigation to a deep link to landing on it with a session: authgate, the
+// demo IdP's login form and the code exchange. "redirect" is a client
+// without Fetch Metadata (302 at once); "page" sends Sec-Fetch-Mode and
+// follows the deep-link page as its script would, one more round trip to
+// authgate. The difference is what the page costs a login (the browser's
+// script itself, well under a millisecond, is not in it).
+//
+// The two alternate within each iteration (A B A B), so that the load of
+// a shared machine falls on both alike, and the medians are reported:
+// redirect-ms, page-ms and their difference delta-ms.
+func BenchmarkLoginRoundTrip(b *testing.B) {
+	env := newBenchEnv(b)
+	var redirect, page []float64
+	for b.Loop() {
+		t0 := time.Now()
+		benchDeepLogin(b, env, false)
+		t1 := time.Now()
+		benchDeepLogin(b, env, true)
+		redirect = append(redirect, float64(t1.Sub(t0))/1e6)
+		page = append(page, float64(time.Since(t1))/1e6)
+	}
+	r, p := median(redirect), median(page)
+	b.ReportMetric(r, "redirect-ms")
+	b.ReportMetric(p, "page-ms")
+	b.ReportMetric(p-r, "delta-ms")
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// benchDeepLogin signs alice in from a cold navigation to
+// /some/deep/link?x=1 and checks that she lands there.
+func benchDeepLogin(b *testing.B, env *benchEnv, fetchMetadata bool) {
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Path == "/some/deep/link" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	req, _ := http.NewRequest(http.MethodGet, env.front+"/some/deep/link?x=1", nil)
+	req.Header.Set("Accept", "text/html")
+	if fetchMetadata {
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		req.Header.Set("Sec-Fetch-Site", "none")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if fetchMetadata {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		const marker = `<meta name="authgate-rd" content="`
+		i := strings.Index(string(body), marker)
+		if resp.StatusCode != http.StatusOK || i < 0 {
+			b.Fatalf("navigation: %d, want the deep-link page", resp.StatusCode)
+		}
+		rd, _, _ := strings.Cut(string(body[i+len(marker):]), `"`)
+		rd = strings.ReplaceAll(rd, "&amp;", "&") + "#/settings/profile" // what location.hash adds
+		resp, err = client.Get(env.front + "/oauth2/start?rd=" + url.QueryEscape(rd))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	resp.Body.Close()
+	id := resp.Request.URL.Query().Get("authRequestID")
+	if resp.StatusCode != http.StatusOK || id == "" {
+		b.Fatalf("login start ended at %s with %d, want the IdP's login form", resp.Request.URL.Path, resp.StatusCode)
+	}
+	resp, err = client.PostForm(env.issuer+"login", url.Values{"authRequestID": {id}, "username": {"alice"}, "password": {"alice-pw"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	want := "/some/deep/link?x=1"
+	if fetchMetadata {
+		want += "#/settings/profile"
+	}
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+		b.Fatalf("login ended with %d to %q, want 302 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
 }

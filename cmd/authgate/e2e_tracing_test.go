@@ -304,7 +304,7 @@ func TestTracingTrustedClient(t *testing.T) {
 	// Sign-out: the revocation call under the sign-out request. The
 	// cookies are read first: sign-out clears them.
 	cookies := b.cookieHeader(g)
-	readBody(t, b.request("GET", g.URL+"/oauth2/sign_out", nil))
+	readBody(t, b.request("GET", g.URL+"/oauth2/sign_out", sameOriginLink))
 	signOut := rcv.waitSpan(t, "GET /oauth2/sign_out", named("GET /oauth2/sign_out"))
 	rcv.waitSpan(t, "idp.revocation under the sign-out", childOf("idp.revocation", signOut))
 

@@ -363,7 +363,11 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	tokenClient := p.client
 	var assertion *assertionSigner
 	if p.clientKey != nil {
-		assertion, err = newAssertionSigner(p.clientKey, meta.TokenEndpointAuthSigningAlgs, p.clientID, meta.TokenEndpoint, p.now)
+		// The provider checks the assertion's iat and exp against its own
+		// clock, so they come from the wall clock even when p.now is shifted
+		// (tests do, to force a refresh; Ory Hydra then refuses a token
+		// "used before issued").
+		assertion, err = newAssertionSigner(p.clientKey, meta.TokenEndpointAuthSigningAlgs, p.clientID, meta.TokenEndpoint, time.Now)
 		if err != nil {
 			return nil, err
 		}

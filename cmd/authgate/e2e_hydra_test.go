@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/internal/providertest/hydra"
 )
@@ -11,7 +12,7 @@ import (
 // hydraOP is Ory Hydra v2 as the shared flows see it.
 func hydraOP(t *testing.T, o hydra.Options) (*realOP, *hydra.Hydra) {
 	t.Helper()
-	h := hydra.Start(t, o)
+	h := hydra.Start(t, o) // shows the end of its output when the test fails
 	op := &realOP{
 		name:          "Ory Hydra",
 		issuer:        h.Issuer,
@@ -21,7 +22,7 @@ func hydraOP(t *testing.T, o hydra.Options) (*realOP, *hydra.Hydra) {
 			if c.authMethod == "" || strings.HasPrefix(c.authMethod, "client_secret") {
 				secret = "hydra-client-secret-0123456789"
 			}
-			id := h.Register(hydra.Client{
+			hc := hydra.Client{
 				Secret: secret, AuthMethod: c.authMethod,
 				RedirectURIs:           []string{c.redirectURI()},
 				PostLogoutRedirectURIs: []string{c.postLogoutURI()},
@@ -29,7 +30,11 @@ func hydraOP(t *testing.T, o hydra.Options) (*realOP, *hydra.Hydra) {
 				Pairwise:               c.pairwise,
 				JWTAccessTokens:        c.jwtAccessTokens,
 				JWKS:                   c.jwks,
-			})
+			}
+			if c.shortTokens {
+				hc.AccessTokenLifespan = 5 * time.Second
+			}
+			id := h.Register(hc)
 			return id, secret
 		},
 		introspect: func(t *testing.T, token string) bool { return h.Introspect(token).Active },
@@ -43,11 +48,6 @@ func hydraOP(t *testing.T, o hydra.Options) (*realOP, *hydra.Hydra) {
 			}
 		},
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("hydra output:\n%s", h.Logs())
-		}
-	})
 	return op, h
 }
 
@@ -76,7 +76,7 @@ func TestHydraVariants(t *testing.T) {
 	})
 	t.Run("private_key_jwt", func(t *testing.T) {
 		k := newClientKey(t)
-		g := startRPGate(t, op, clientSpec{authMethod: "private_key_jwt", jwks: k.jwks}, k.env())
+		g := startRPGate(t, op, clientSpec{authMethod: "private_key_jwt", jwks: k.jwks, shortTokens: true}, k.env())
 		b, _ := checkVariant(t, g)
 		g.signOutRevokes(t, b)
 	})
@@ -86,6 +86,23 @@ func TestHydraVariants(t *testing.T) {
 		c := jwtClaims(t, access)
 		if c["iss"] != op.issuer || c["client_id"] != g.clientID {
 			t.Errorf("JWT access token iss, client_id = %v, %v; want %q, %q", c["iss"], c["client_id"], op.issuer, g.clientID)
+		}
+	})
+	// Roles only in the JWT access token (under Hydra's "ext"), as Keycloak
+	// puts realm roles: authgate reads them there after verifying the token.
+	t.Run("groups from the JWT access token", func(t *testing.T) {
+		env := map[string]string{"AUTHGATE_GROUPS_CLAIM": "ext.roles", "AUTHGATE_ALLOWED_GROUPS": "ops"}
+		g := startRPGate(t, op, clientSpec{jwtAccessTokens: true}, env)
+		g.login(t)
+		if got := g.upstream.last().Header.Get("X-Forwarded-Groups"); got != "ops" {
+			t.Errorf("upstream Header(%q) = %q, want %q from the access token", "X-Forwarded-Groups", got, "ops")
+		}
+		// With opaque access tokens there is nowhere to read them from.
+		denied := startRPGate(t, op, clientSpec{}, env)
+		resp := newBrowser(t).navigate(denied.URL + "/landing")
+		readBody(t, resp)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("login with roles only in an opaque access token = %d, want 403", resp.StatusCode)
 		}
 	})
 	t.Run("opaque access tokens", func(t *testing.T) {

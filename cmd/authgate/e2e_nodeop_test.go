@@ -17,12 +17,7 @@ import (
 // AUTHGATE_PROMPT=consent in front of it, as docs/providers.md says.
 func nodeOP(t *testing.T, o nodeop.Options) (*realOP, *nodeop.Provider) {
 	t.Helper()
-	p := nodeop.Start(t, o)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("node-oidc-provider output:\n%s", p.Logs())
-		}
-	})
+	p := nodeop.Start(t, o) // shows its output when the test fails
 	seq := 0
 	op := &realOP{
 		name:               "node-oidc-provider",
@@ -94,30 +89,29 @@ func confirmNodeLogout(t *testing.T, b *browser, resp *http.Response) *http.Resp
 func TestNodeOIDCProvider(t *testing.T) {
 	op, _ := nodeOP(t, nodeop.Options{})
 	testProviderFlows(t, op)
-}
 
-// TestNodeOIDCProviderOfflineAccessNeedsConsent: without
-// AUTHGATE_PROMPT=consent node-oidc-provider drops offline_access, and
-// authgate says so in one warning that names the fix.
-func TestNodeOIDCProviderOfflineAccessNeedsConsent(t *testing.T) {
-	op, _ := nodeOP(t, nodeop.Options{})
-	op.env = nil
-	g := startRPGate(t, op, clientSpec{}, nil)
-	b := g.login(t)
-	if s := g.session(t, b); s.RefreshToken != "" {
-		t.Fatalf("node-oidc-provider issued a refresh token without prompt=consent; the default this test relies on changed")
-	}
-	// A second login must not repeat it.
-	g.login(t)
-	warnings := 0
-	for _, line := range strings.Split(g.logs.String(), "\n") {
-		if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "AUTHGATE_PROMPT=consent") {
-			warnings++
+	// Without AUTHGATE_PROMPT=consent node-oidc-provider drops
+	// offline_access, and authgate says so in one warning naming the fix.
+	t.Run("offline_access needs prompt=consent", func(t *testing.T) {
+		op := *op
+		op.env = nil
+		g := startRPGate(t, &op, clientSpec{}, nil)
+		b := g.login(t)
+		if s := g.session(t, b); s.RefreshToken != "" {
+			t.Fatalf("node-oidc-provider issued a refresh token without prompt=consent; the default this test relies on changed")
 		}
-	}
-	if warnings != 1 {
-		t.Errorf("warnings naming AUTHGATE_PROMPT=consent = %d, want 1", warnings)
-	}
+		// A second login must not repeat it.
+		g.login(t)
+		warnings := 0
+		for _, line := range strings.Split(g.logs.String(), "\n") {
+			if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "AUTHGATE_PROMPT=consent") {
+				warnings++
+			}
+		}
+		if warnings != 1 {
+			t.Errorf("warnings naming AUTHGATE_PROMPT=consent = %d, want 1", warnings)
+		}
+	})
 }
 
 // TestNodeOIDCProviderVariants: ID token algorithms, client authentication

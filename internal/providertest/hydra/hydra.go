@@ -40,7 +40,8 @@ import (
 const Version = "v2.3.0"
 
 // Options configures Start. The zero value runs Hydra's defaults with
-// opaque access tokens, PKCE optional and public subject identifiers only.
+// opaque access tokens, PKCE required of public clients only, and public
+// subject identifiers only.
 type Options struct {
 	// AccessTokenTTL is the access tokens' lifetime; zero means 10 minutes.
 	AccessTokenTTL time.Duration
@@ -71,6 +72,9 @@ type Client struct {
 	JWTAccessTokens bool
 	// JWKS is the client's public key set, for private_key_jwt.
 	JWKS json.RawMessage
+	// AccessTokenLifespan, when set, is this client's access token
+	// lifetime (for codes and refreshes) instead of Options.AccessTokenTTL.
+	AccessTokenLifespan time.Duration
 }
 
 // Hydra is a running Hydra with its login and consent app.
@@ -235,6 +239,13 @@ func (h *Hydra) Register(c Client) string {
 		ClientID string `json:"client_id"`
 	}
 	h.adminJSON(http.MethodPost, "/admin/clients", body, &out)
+	if c.AccessTokenLifespan > 0 {
+		d := c.AccessTokenLifespan.String()
+		h.adminJSON(http.MethodPut, "/admin/clients/"+url.PathEscape(out.ClientID)+"/lifespans", map[string]string{
+			"authorization_code_grant_access_token_lifespan": d,
+			"refresh_token_grant_access_token_lifespan":      d,
+		}, nil)
+	}
 	return out.ClientID
 }
 
@@ -333,6 +344,15 @@ var User = map[string]any{
 	"groups":             []string{"admins", "staff"},
 }
 
+// AccessTokenClaims are put into the access token's session: Hydra's JWT
+// access tokens carry them under "ext", and its introspection answers too.
+// "roles" is in neither the ID token nor userinfo, as Keycloak's realm
+// roles are not by default.
+var AccessTokenClaims = map[string]any{
+	"email": "alice@example.com",
+	"roles": []string{"ops"},
+}
+
 // serveApp is the login, consent and logout app: it accepts every
 // challenge at once and sends the browser on to where Hydra says.
 func (h *Hydra) serveApp(w http.ResponseWriter, r *http.Request) {
@@ -362,7 +382,7 @@ func (h *Hydra) serveApp(w http.ResponseWriter, r *http.Request) {
 			"grant_access_token_audience": req.RequestedAudience,
 			"remember":                    true,
 			"remember_for":                3600,
-			"session":                     map[string]any{"id_token": User, "access_token": map[string]any{"email": User["email"]}},
+			"session":                     map[string]any{"id_token": User, "access_token": AccessTokenClaims},
 		}, &redirect)
 	case "/logout":
 		ch := url.QueryEscape(q.Get("logout_challenge"))

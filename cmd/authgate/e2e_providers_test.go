@@ -233,12 +233,6 @@ func (g *rpGate) forceRefresh(t *testing.T, b *browser, parallel int) *session.S
 	if !g.op.introspect(t, after.RefreshToken) {
 		t.Errorf("the session holds a refresh token %s no longer honours: its next refresh is a replay", g.op.name)
 	}
-	if strings.Contains(g.logs.String(), "verify id token: idp: invalid token: failed to verify signature") {
-		// Ory Hydra up to at least v2.3.0 signs the ID token of a refresh
-		// with its newest key but names the key of the original login in
-		// the header (ory/hydra#3573): a kid-matching verifier refuses it.
-		t.Fatalf("authgate refused the refreshed ID token's signature (Ory Hydra names a stale kid after key rotation, ory/hydra#3573)")
-	}
 	if after.RefreshToken == before.RefreshToken || after.AccessToken == before.AccessToken {
 		t.Fatalf("session after the refresh burst still has the old tokens (refresh token changed %v, access token changed %v)",
 			after.RefreshToken != before.RefreshToken, after.AccessToken != before.AccessToken)
@@ -383,10 +377,21 @@ func testProviderFlows(t *testing.T, op *realOP) {
 		if _, kid := jwtHeader(t, g.session(t, g.login(t)).IDToken); kid != newKid {
 			t.Errorf("ID token of a login after rotation signed by %q, want the new key %q", kid, newKid)
 		}
-		// The running session's refresh brings one too.
+		// The running session's refresh brings one too. Ory Hydra up to at
+		// least v2.3.0 signs it with the new key but names the old key's kid
+		// (ory/hydra#3573), which no key verifies: authgate then keeps the
+		// new access and refresh tokens (forceRefresh checks them, and that
+		// the provider still honours the refresh token: no replay) and the
+		// login's ID token, and says so in a warning.
+		before := g.session(t, b).IDToken
 		s := g.forceRefresh(t, b, 1)
-		if _, kid := jwtHeader(t, s.IDToken); kid != newKid {
-			t.Errorf("ID token refreshed after rotation signed by %q, want the new key %q", kid, newKid)
+		_, kid := jwtHeader(t, s.IDToken)
+		switch {
+		case kid == newKid:
+		case s.IDToken == before && strings.Contains(g.logs.String(), "refreshed id token not verified"):
+			t.Logf("%s signed the refreshed ID token under a stale kid; the session kept its login's ID token", op.name)
+		default:
+			t.Errorf("ID token after the refresh signed by %q (unchanged %t), want the new key %q or the login's ID token with a warning", kid, s.IDToken == before, newKid)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,11 +18,14 @@ import (
 // ID token "sub" is subject. The answer keeps refreshToken when the provider
 // sends no new one. When the provider sends a new ID token it is verified
 // (signature, iss, aud, azp, exp, iat, at_hash; there is no nonce) and its
-// "sub" must equal subject (OpenID Connect Core 12.2); when it sends none,
-// Tokens.IDToken is empty and the caller keeps its old one.
+// "sub" must equal subject (OpenID Connect Core 12.2). When it sends none,
+// or one whose signature cannot be checked (no key verifies it, or the keys
+// cannot be fetched), Tokens.IDToken is empty and the caller keeps its old
+// one.
 //
-// Errors wrap ErrNotReady, ErrInvalidGrant (the refresh token is dead: the
-// session is over), ErrInvalidToken or ErrUnavailable (keep the session and
+// Errors wrap ErrNotReady, ErrInvalidGrant (the refresh token is dead, or
+// the refreshed ID token was refused: the session is over) or
+// ErrUnavailable (the token endpoint did not answer: keep the session and
 // retry later), as for Exchange.
 func (p *Provider) Refresh(ctx context.Context, refreshToken, subject string) (*Tokens, error) {
 	d, err := p.ready()
@@ -38,18 +42,42 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken, subject string) (*
 		return nil, fmt.Errorf("refresh token: %w", classifyTokenError(err))
 	}
 	tokens := tokensFrom(tok, refreshToken)
+	// From here on the provider has answered, and a provider that rotates
+	// refresh tokens has spent the old one: an error that made the caller
+	// keep the session would replay a spent refresh token later (Ory Hydra
+	// then revokes the whole chain). So a refreshed ID token either is
+	// dropped (the session keeps its login's ID token) or ends the session.
 	if tokens.IDToken != "" {
 		idt, _, err := p.verifyIDToken(ctx, d, tokens.IDToken, tokens.AccessToken, false)
-		if err != nil {
-			return nil, fmt.Errorf("refresh token: %w", err)
-		}
-		if idt.Subject != subject {
-			p.log.WarnContext(ctx, "refreshed id token names another subject", keyIssuer, p.issuer)
-			return nil, fmt.Errorf("refresh token: %w: id token subject changed", ErrInvalidToken)
+		switch {
+		case err == nil && idt.Subject != subject:
+			p.log.WarnContext(ctx, "refreshed id token names another subject; session ended", keyIssuer, p.issuer)
+			return nil, fmt.Errorf("refresh token: %w: %w: id token subject changed", ErrInvalidGrant, ErrInvalidToken)
+		case err == nil:
+		case errors.Is(err, ErrUnavailable) || signatureUnverified(err):
+			// OpenID Connect Core 3.1.3.7 step 6: an ID token received
+			// directly from the token endpoint may have its issuer
+			// validated by TLS instead of its signature. Seen with Ory
+			// Hydra v2.3.0, which after a key rotation signs refreshed ID
+			// tokens with the new key under the old key's kid
+			// (ory/hydra#3573). authgate takes no identity from a refreshed
+			// ID token, so it keeps the login's and the new tokens.
+			p.log.WarnContext(ctx, "refreshed id token not verified; keeping the session's id token from login", keyIssuer, p.issuer, keyError, err.Error())
+			tokens.IDToken = ""
+		default:
+			p.log.WarnContext(ctx, "refreshed id token refused; session ended", keyIssuer, p.issuer, keyError, err.Error())
+			return nil, fmt.Errorf("refresh token: %w: %w", ErrInvalidGrant, err)
 		}
 	}
 	p.log.DebugContext(ctx, "token refreshed", keySubject, subject, keyTokens, tokens)
 	return tokens, nil
+}
+
+// signatureUnverified reports whether err is go-oidc's failure to verify a
+// token's signature (no key of the set verifies it), as opposed to a claim
+// it refused. go-oidc formats that error with %v, so only its text tells.
+func signatureUnverified(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "failed to verify signature")
 }
 
 // Revoke asks the provider to revoke a refresh token (RFC 7009), which per

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,10 @@ func TestRefresh(t *testing.T) {
 		subject string // replaces the logged-in subject when set
 		timeout time.Duration
 		want    error
+		// alsoWant, when set, must be wrapped too.
+		alsoWant error
+		// wantWarn, when set, must appear in the logs.
+		wantWarn string
 		// wantOldRefresh: the answer keeps the old refresh token.
 		wantOldRefresh bool
 		wantIDToken    bool
@@ -38,12 +43,19 @@ func TestRefresh(t *testing.T) {
 		{name: "rotates", wantIDToken: true},
 		{name: "no new refresh token keeps the old", faults: idptest.Faults{OmitRefreshToken: true}, wantOldRefresh: true, wantIDToken: true},
 		{name: "no id token", faults: idptest.Faults{OmitIDToken: true}},
-		{name: "id token for another subject", faults: idptest.Faults{Subject: "mallory"}, want: idp.ErrInvalidToken},
-		{name: "caller's subject differs", subject: "someone-else", want: idp.ErrInvalidToken},
-		{name: "expired id token", faults: idptest.Faults{ExpiresIn: -time.Minute}, want: idp.ErrInvalidToken},
-		{name: "id token dates as strings", faults: idptest.Faults{StringDates: true}, want: idp.ErrInvalidToken},
-		{name: "id token signed by another key", faults: idptest.Faults{WrongKey: true}, want: idp.ErrInvalidToken},
-		{name: "id token for another audience", faults: idptest.Faults{Audience: []string{"someone-else"}}, want: idp.ErrInvalidToken},
+		// The provider has answered, so the old refresh token may be spent:
+		// a refused ID token ends the session (invalid grant, never "keep
+		// and retry", which would replay it) ...
+		{name: "id token for another subject", faults: idptest.Faults{Subject: "mallory"}, want: idp.ErrInvalidGrant, alsoWant: idp.ErrInvalidToken},
+		{name: "caller's subject differs", subject: "someone-else", want: idp.ErrInvalidGrant, alsoWant: idp.ErrInvalidToken},
+		{name: "expired id token", faults: idptest.Faults{ExpiresIn: -time.Minute}, want: idp.ErrInvalidGrant, alsoWant: idp.ErrInvalidToken},
+		{name: "id token dates as strings", faults: idptest.Faults{StringDates: true}, want: idp.ErrInvalidGrant, alsoWant: idp.ErrInvalidToken},
+		{name: "id token for another audience", faults: idptest.Faults{Audience: []string{"someone-else"}}, want: idp.ErrInvalidGrant, alsoWant: idp.ErrInvalidToken},
+		// ... and one whose signature cannot be checked (Ory Hydra's stale
+		// kid after a key rotation, a JWKS outage) is dropped while the new
+		// access and refresh tokens are kept (OIDC Core 3.1.3.7 step 6).
+		{name: "id token signed by another key is dropped", faults: idptest.Faults{WrongKey: true}, wantWarn: "refreshed id token not verified"},
+		{name: "keys unavailable: id token dropped", faults: idptest.Faults{WrongKey: true, KeysUnavailable: true}, wantWarn: "refreshed id token not verified"},
 		{name: "invalid_grant", faults: idptest.Faults{Token: idptest.TokenInvalidGrant}, want: idp.ErrInvalidGrant},
 		{name: "token endpoint 500", faults: idptest.Faults{Token: idptest.TokenServerError}, want: idp.ErrUnavailable},
 		{name: "token endpoint hangs", faults: idptest.Faults{Token: idptest.TokenHang}, timeout: 50 * time.Millisecond, want: idp.ErrUnavailable},
@@ -69,8 +81,8 @@ func TestRefresh(t *testing.T) {
 			}
 			assertNoSecrets(t, "logs", logs.String(), s.Issued())
 			if tt.want != nil {
-				if !errors.Is(err, tt.want) {
-					t.Fatalf("Refresh() error = %v, want %v", err, tt.want)
+				if !errors.Is(err, tt.want) || (tt.alsoWant != nil && !errors.Is(err, tt.alsoWant)) {
+					t.Fatalf("Refresh() error = %v, want %v (and %v)", err, tt.want, tt.alsoWant)
 				}
 				assertNoSecrets(t, "error", err.Error(), s.Issued())
 				return
@@ -86,6 +98,9 @@ func TestRefresh(t *testing.T) {
 			}
 			if (got.IDToken != "") != tt.wantIDToken {
 				t.Errorf("Refresh() has an ID token = %t, want %t", got.IDToken != "", tt.wantIDToken)
+			}
+			if tt.wantWarn != "" && !strings.Contains(logs.String(), tt.wantWarn) {
+				t.Errorf("logs %q lack %q", logs.String(), tt.wantWarn)
 			}
 		})
 	}

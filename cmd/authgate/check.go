@@ -90,7 +90,8 @@ func checkAll(ctx context.Context, cfg *Config) []checkResult {
 		add("tls", err, "")
 	}
 
-	client, err := newHTTPClient(cfg.OIDCCAFile, cfg.OIDCTimeout)
+	oidcTLS, err := tlsClientConfig(cfg.OIDCCAFile)
+	client := newHTTPClient(oidcTLS, cfg.OIDCTimeout)
 	if err != nil {
 		add("discovery", fmt.Errorf("AUTHGATE_OIDC_CA_FILE: %w", err), "")
 	} else {

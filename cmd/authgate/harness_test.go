@@ -28,14 +28,14 @@ import (
 // testOP is the zitadel example OpenID Provider running in-process: a real
 // provider, not a stub that shares our assumptions.
 type testOP struct {
-	URL    string // issuer, with the trailing slash go-oidc expects
-	srv    *httptest.Server
-	down   atomic.Bool // when true, every request gets 503
+	URL  string // issuer, with the trailing slash go-oidc expects
+	srv  *httptest.Server
+	down atomic.Bool // when true, every request gets 503
 	// editDiscovery, when set before the first request, edits the real
 	// provider's discovery document (to test what a provider lacks).
 	editDiscovery func(doc map[string]any)
-	grants sync.Map    // grant_type → *atomic.Int64
-	revoke atomic.Int64
+	grants        sync.Map // grant_type → *atomic.Int64
+	revoke        atomic.Int64
 }
 
 var opClientSeq atomic.Int64
@@ -253,6 +253,8 @@ func startGateWith(t *testing.T, ln net.Listener, env map[string]string, op *tes
 		DiscoveryRetryMin: 5 * time.Millisecond,
 		DiscoveryRetryMax: 50 * time.Millisecond,
 		ProxyListener:     ln,
+		// Rotation tests wait for a file to be read again.
+		SecretPollInterval: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("NewMain: %v", err)

@@ -35,6 +35,12 @@ type Options struct {
 	// public client that relies on PKCE alone.
 	ClientID     string
 	ClientSecret string
+	// ClientSecretFunc, when set, is asked for the client secret on every
+	// call that authenticates (code exchange, refresh, revocation), so a
+	// rotated secret applies without a restart; ClientSecret is then only
+	// its value at start, which decides whether authgate is a public
+	// client. Nil means ClientSecret always.
+	ClientSecretFunc func() string
 	// RedirectURL is the absolute callback URL registered at the provider.
 	RedirectURL string
 	// Scopes requested at login; nil means openid, email, profile.

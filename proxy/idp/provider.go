@@ -33,6 +33,7 @@ const (
 type Provider struct {
 	clientID     string
 	clientSecret string
+	secretFunc   func() string // nil: clientSecret
 	redirectURL  string
 	issuer       string
 	scopes       []string
@@ -108,6 +109,7 @@ func New(opts Options) (*Provider, error) {
 	p := &Provider{
 		clientID:     opts.ClientID,
 		clientSecret: opts.ClientSecret,
+		secretFunc:   opts.ClientSecretFunc,
 		redirectURL:  opts.RedirectURL,
 		issuer:       opts.IssuerURL,
 		scopes:       slices.Clone(opts.Scopes),
@@ -298,6 +300,25 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		meta:        meta,
 		revokeStyle: authStyle(revokeMethods, p.clientSecret),
 	}, nil
+}
+
+// secret returns the client secret to send now.
+func (p *Provider) secret() string {
+	if p.secretFunc != nil {
+		return p.secretFunc()
+	}
+	return p.clientSecret
+}
+
+// oauthConfig returns d's OAuth configuration with the current client
+// secret.
+func (p *Provider) oauthConfig(d *discovered) *oauth2.Config {
+	if p.secretFunc == nil {
+		return d.oauth
+	}
+	c := *d.oauth
+	c.ClientSecret = p.secretFunc()
+	return &c
 }
 
 // signingAlgs keeps the advertised ID token algorithms that go-oidc can

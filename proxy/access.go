@@ -67,14 +67,14 @@ func (h *Handler) rejectPathWith(w http.ResponseWriter, r *http.Request, err err
 		slog.String(attrRemote, r.RemoteAddr),
 		slog.String(attrReason, err.Error()))
 	h.writeError(w, r, p)
-	h.metrics.request(outcomeRejected, p.Status)
+	h.outcome(w, outcomeRejected, p.Status)
 }
 
 // forwardPublic sends a request on a public path to the upstream with no
 // identity: the upstream removes every identity header the client sent.
 func (h *Handler) forwardPublic(w http.ResponseWriter, r *http.Request) {
-	h.metrics.request(outcomePublic, 0)
-	h.upstream.ServeHTTP(w, r)
+	h.outcome(w, outcomePublic, 0)
+	h.serveUpstream(w, r)
 }
 
 // sessionSubject is what the policy knows about a session. A session cannot
@@ -91,9 +91,85 @@ func identitySubject(id *idp.Identity) access.Subject {
 	return access.Subject{Email: id.Email, EmailVerified: id.EmailVerified, Groups: id.Groups, GroupsKnown: id.Groups != nil}
 }
 
-// allowSession applies the policy to a session and answers 403 when it is
-// refused: a signed-in user who is not allowed never goes back to login.
-func (h *Handler) allowSession(w http.ResponseWriter, r *http.Request, s *session.Session) bool {
+// decision is what is known about a request before anyone is
+// authenticated: whether it is public and, with routes, which route decides
+// it and on what method, path and host.
+type decision struct {
+	public       bool
+	route        *access.Route // nil without routes
+	method, path string
+	host         string
+}
+
+// decide finds the route of a request (method and normalised path), or
+// applies the public paths when there are no routes. notPublic refuses
+// public routes (forward-auth, for a path the front proxy forwards
+// unnormalised). A path no route matches is answered with 403 before any
+// login, since no identity could pass; ok is then false.
+func (h *Handler) decide(w http.ResponseWriter, r *http.Request, method, path string, notPublic bool) (d decision, ok bool) {
+	if h.routes == nil {
+		return decision{public: !notPublic && h.public.Match(method, path)}, true
+	}
+	rt := h.routes.Match(method, path, notPublic)
+	if rt == nil {
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "access denied: no route matches",
+			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)),
+			slog.String(attrMethod, method), slog.String(attrPath, path))
+		h.metrics.routeDecision(h.noRouteCounters(), routeDenied)
+		h.writeError(w, r, problemNoRoute)
+		h.metrics.request(outcomeForbidden, http.StatusForbidden)
+		return decision{}, false
+	}
+	if rt.Public() {
+		h.metrics.routeDecision(h.countersOf(rt), routePublic)
+	}
+	return decision{public: rt.Public(), route: rt, method: method, path: path}, true
+}
+
+// allowRoute evaluates the decision's route for in, logging a refusal with
+// the route's label (which the client never sees).
+func (h *Handler) allowRoute(r *http.Request, d decision, in *access.Input, attrs ...slog.Attr) bool {
+	in.Method, in.Path, in.Host = d.method, d.path, d.host
+	in.Header, in.HeaderVisible = r.Header, upstream.HeaderReaches
+	ok, err := d.route.Allow(in)
+	switch {
+	case err != nil:
+		h.metrics.routeDecision(h.countersOf(d.route), routeError)
+		attrs = append(attrs, slog.String(attrRoute, d.route.Label), slog.String(attrReason, "rule failed to evaluate: "+err.Error()))
+	case ok:
+		h.metrics.routeDecision(h.countersOf(d.route), routeAllowed)
+		return true
+	default:
+		h.metrics.routeDecision(h.countersOf(d.route), routeDenied)
+		attrs = append(attrs, slog.String(attrRoute, d.route.Label), slog.String(attrReason, "rule is false"))
+	}
+	attrs = append(attrs, slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)),
+		slog.String(attrMethod, d.method), slog.String(attrPath, d.path))
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "access denied by route", attrs...)
+	return false
+}
+
+// sessionInput is what a route's rule knows about a session's user.
+func sessionInput(s *session.Session) access.Input {
+	return access.Input{Subject: s.Subject, Email: s.Email, EmailVerified: s.EmailVerified,
+		Groups: s.Groups, GroupsKnown: s.Groups != nil, Claims: s.Claims}
+}
+
+// allowSession applies the policy (or the route's rule) to a session and
+// answers 403 when it is refused: a signed-in user who is not allowed never
+// goes back to login.
+func (h *Handler) allowSession(w http.ResponseWriter, r *http.Request, s *session.Session, d decision) bool {
+	if d.route != nil {
+		in := sessionInput(s)
+		if h.allowRoute(r, d, &in, slog.Any(attrSession, s)) {
+			return true
+		}
+		p := problemRouteForbidden
+		p.SignOutURL = h.signOutPath
+		h.writeError(w, r, p)
+		h.metrics.request(outcomeForbidden, http.StatusForbidden)
+		return false
+	}
 	ok, reason := h.policy.Allow(sessionSubject(s))
 	if ok {
 		return true
@@ -109,7 +185,7 @@ func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request) {
 	p := problemForbidden
 	p.SignOutURL = h.signOutPath
 	h.writeError(w, r, p)
-	h.metrics.request(outcomeForbidden, http.StatusForbidden)
+	h.outcome(w, outcomeForbidden, http.StatusForbidden)
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header
@@ -137,7 +213,7 @@ func bearerToken(h http.Header) (token string, present bool) {
 // identity to forward, or answers the request itself (401 with an RFC 6750
 // challenge, 403, or 503 when the IdP's keys cannot be fetched) and returns
 // false. A refused token never leads to login.
-func (h *Handler) verifyBearer(w http.ResponseWriter, r *http.Request, token string) (*upstream.Identity, bool) {
+func (h *Handler) verifyBearer(w http.ResponseWriter, r *http.Request, token string, d decision) (*upstream.Identity, bool) {
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
 	ident, err := h.bearer.VerifyBearer(r.Context(), token, h.bearerAudiences)
 	switch {
@@ -146,7 +222,7 @@ func (h *Handler) verifyBearer(w http.ResponseWriter, r *http.Request, token str
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "bearer token not verified: identity provider unavailable",
 			reqID, slog.String(attrError, err.Error()))
 		h.writeError(w, r, problemIdPUnavailable)
-		h.metrics.request(outcomeError, problemIdPUnavailable.Status)
+		h.outcome(w, outcomeError, problemIdPUnavailable.Status)
 		return nil, false
 	default:
 		desc := "invalid token"
@@ -160,10 +236,20 @@ func (h *Handler) verifyBearer(w http.ResponseWriter, r *http.Request, token str
 		p := problemInvalidToken
 		p.Description = "The access token was refused: " + desc + "."
 		h.writeError(w, r, p)
-		h.metrics.request(outcomeUnauthenticated, http.StatusUnauthorized)
+		h.outcome(w, outcomeUnauthenticated, http.StatusUnauthorized)
 		return nil, false
 	}
-	if ok, reason := h.policy.Allow(identitySubject(ident)); !ok {
+	if d.route != nil {
+		in := access.Input{Subject: ident.Subject, Email: ident.Email, EmailVerified: ident.EmailVerified,
+			Groups: ident.Groups, GroupsKnown: ident.Groups != nil, Claims: ident.Claims}
+		if !h.allowRoute(r, d, &in, slog.String(attrSubject, ident.Subject), slog.String("via", "bearer")) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="authgate", error="insufficient_scope"`)
+			p := problemRouteForbidden
+			h.writeError(w, r, p)
+			h.metrics.request(outcomeForbidden, http.StatusForbidden)
+			return nil, false
+		}
+	} else if ok, reason := h.policy.Allow(identitySubject(ident)); !ok {
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "access denied by policy", reqID,
 			slog.String(attrSubject, ident.Subject), slog.String("via", "bearer"), slog.String(attrReason, reason))
 		// RFC 6750 section 3.1: insufficient_scope is the 403 of a valid token.

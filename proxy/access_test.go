@@ -467,7 +467,11 @@ func TestStartRedirectTarget(t *testing.T) {
 	for rd, want := range map[string]string{
 		"/deep?x=1":                              "/deep?x=1",
 		"https://app.corp.example/p?q=1":         "https://app.corp.example/p?q=1",
-		"https://APP.corp.example/p#frag":        "https://app.corp.example/p",
+		"https://APP.corp.example/p#frag":        "https://app.corp.example/p#frag",
+		"/app/#/settings/profile":                "/app/#/settings/profile",
+		"/p?x=1#y":                               "/p?x=1#y",
+		"/foo?":                                  "/foo?",
+		"/#//evil.test":                          "/#//evil.test",
 		"http://app.corp.example/p":              "/",
 		"https://corp.example/":                  "/",
 		"https://evilcorp.example/":              "/",

@@ -29,6 +29,8 @@ var (
 	problemGatewayTimeout   = problem{Status: http.StatusGatewayTimeout, Code: "gateway_timeout", Description: "The application behind this proxy did not answer in time."}
 	problemInternal         = problem{Status: http.StatusInternalServerError, Code: "internal_error", Description: "Internal error."}
 	problemForbidden        = problem{Status: http.StatusForbidden, Code: "forbidden", Description: "You are signed in, but this account may not use this application."}
+	problemRouteForbidden   = problem{Status: http.StatusForbidden, Code: "forbidden", Description: "You are signed in, but this account may not use this page."}
+	problemNoRoute          = problem{Status: http.StatusForbidden, Code: "forbidden", Description: "No access rule covers this address."}
 	problemAmbiguousPath    = problem{Status: http.StatusBadRequest, Code: "ambiguous_path", Description: "The request path is ambiguous (encoded slashes or dots, backslashes, dot segments above the root, control characters, ...) and was refused."}
 	problemInvalidToken     = problem{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "The access token was refused."}
 )

@@ -23,7 +23,8 @@ import (
 // header is ignored: the decision is then about the auth request itself,
 // which is never public.
 //
-// Answers, for the same public paths, bearer tokens and policy as proxy
+// Answers, for the same public paths, bearer tokens and policy (or the
+// same routes, applied to the original method, path and host) as proxy
 // mode:
 //   - 202 Accepted, with Authorization and the X-Forwarded-* identity
 //     headers for a valid session (after refreshing it if needed; the new
@@ -84,16 +85,24 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request, path string)
 		p := problemUnauthenticated
 		p.LoginURL = h.startPath + "?rd=" + url.QueryEscape(h.safeRedirect(rd))
 		h.writeError(w, r, p)
-		h.metrics.request(outcomeUnauthenticated, http.StatusUnauthorized)
+		h.outcome(w, outcomeUnauthenticated, http.StatusUnauthorized)
 	}
 
-	if norm == rawPath && h.public.Match(f.Method, norm) {
+	// A path that normalisation changed is never public here: the front
+	// proxy forwards it as sent. With routes, the first non-public route
+	// that matches decides it instead.
+	d, ok := h.decide(w, r, f.Method, norm, norm != rawPath)
+	if !ok {
+		return
+	}
+	if d.public {
 		h.authorized(w, nil)
 		return
 	}
+	d.host = f.Host
 	if h.bearer != nil {
 		if token, present := bearerToken(r.Header); present {
-			if id, ok := h.verifyBearer(w, r, token); ok {
+			if id, ok := h.verifyBearer(w, r, token, d); ok {
 				h.authorized(w, id)
 			}
 			return
@@ -107,7 +116,7 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request, path string)
 		unauthenticated()
 		return
 	}
-	if !h.allowSession(w, r, s) {
+	if !h.allowSession(w, r, s, d) {
 		return
 	}
 	if s, ok = h.fresh(w, r, s, unauthenticated); ok {
@@ -125,9 +134,10 @@ func (h *Handler) authorized(w http.ResponseWriter, id *upstream.Identity) {
 		// forwards (nginx auth_request_set, Traefik authResponseHeaders,
 		// Envoy allowed_upstream_headers).
 		id.SetHeaders(hdr)
+		noteSubject(w, id.User)
 	}
 	w.WriteHeader(http.StatusAccepted)
-	h.metrics.request(outcomeAuthorized, http.StatusAccepted)
+	h.outcome(w, outcomeAuthorized, http.StatusAccepted)
 }
 
 // ownURI is the auth request's own target in origin form, as

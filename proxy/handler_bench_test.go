@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/internal/demoidp"
 	"github.com/authgate/authgate/proxy"
@@ -42,6 +44,18 @@ type benchEnv struct {
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
+	b.Helper()
+	return newBenchEnvWith(b, benchObserve{})
+}
+
+// benchObserve turns on tracing (with tp) and the access log in a bench
+// environment.
+type benchObserve struct {
+	tp        trace.TracerProvider
+	accessLog *slog.Logger
+}
+
+func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
 	b.Helper()
 	discard := slog.New(slog.DiscardHandler)
 
@@ -71,13 +85,14 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	b.Cleanup(idpSrv.Close)
 
 	provider, err := idp.New(idp.Options{
-		IssuerURL:    issuer,
-		ClientID:     "bench",
-		ClientSecret: "bench-secret",
-		RedirectURL:  redirectURL,
-		Scopes:       []string{"openid", "email", "profile", "groups", "offline_access"},
-		HTTPClient:   &http.Client{Timeout: 10 * time.Second},
-		Logger:       discard,
+		IssuerURL:      issuer,
+		ClientID:       "bench",
+		ClientSecret:   "bench-secret",
+		RedirectURL:    redirectURL,
+		Scopes:         []string{"openid", "email", "profile", "groups", "offline_access"},
+		HTTPClient:     &http.Client{Timeout: 10 * time.Second},
+		Logger:         discard,
+		TracerProvider: obs.tp,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -115,6 +130,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		Observe: func(_ *http.Request, status int, d time.Duration) {
 			metrics.ObserveUpstream(status, d.Seconds())
 		},
+		TracerProvider: obs.tp,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -128,6 +144,8 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		RequestIDHeader: "X-Request-Id",
 		Metrics:         metrics,
 		Logger:          discard,
+		TracerProvider:  obs.tp,
+		AccessLog:       obs.accessLog,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -256,6 +274,39 @@ func BenchmarkHandlerAuthenticated(b *testing.B) {
 	env := newBenchEnv(b)
 	runHandlerBench(b, env.handler, http.StatusOK, benchRequest(env.cookie, "Accept", "application/json"))
 }
+
+// BenchmarkHandlerAuthenticatedTracing is the same request with tracing
+// on (issue 13): the SDK with a batch processor and an exporter that drops
+// what it gets, sampling nothing (always_off: the span context is still
+// made and propagated) or everything (always_on: four spans recorded per
+// request). Tracing off is BenchmarkHandlerAuthenticated.
+func BenchmarkHandlerAuthenticatedTracing(b *testing.B) {
+	for _, sampler := range []struct {
+		name string
+		s    sdktrace.Sampler
+	}{{"always_off", sdktrace.NeverSample()}, {"always_on", sdktrace.AlwaysSample()}} {
+		b.Run(sampler.name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler.s), sdktrace.WithBatcher(discardExporter{}))
+			b.Cleanup(func() { tp.Shutdown(context.Background()) })
+			env := newBenchEnvWith(b, benchObserve{tp: tp})
+			runHandlerBench(b, env.handler, http.StatusOK, benchRequest(env.cookie, "Accept", "application/json"))
+		})
+	}
+}
+
+// BenchmarkHandlerAuthenticatedAccessLog is the same request with the
+// access log on (AUTHGATE_ACCESS_LOG), written as JSON to io.Discard: the
+// cost of the line without the cost of the disk.
+func BenchmarkHandlerAuthenticatedAccessLog(b *testing.B) {
+	env := newBenchEnvWith(b, benchObserve{accessLog: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	runHandlerBench(b, env.handler, http.StatusOK, benchRequest(env.cookie, "Accept", "application/json"))
+}
+
+// discardExporter is a span exporter that drops every span.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkHandlerAuthenticatedManySessions is the same with 8192 distinct
 // sessions going round: far more than the open cache holds, so nearly every

@@ -12,4 +12,5 @@ const (
 	attrSession   = "session"
 	attrSubject   = "sub"
 	attrRemote    = "remote_addr"
+	attrRoute     = "route"
 )

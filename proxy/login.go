@@ -59,7 +59,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "cannot start login",
 			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
 		h.writeError(w, r, problemIdPUnavailable)
-		h.metrics.request(outcomeError, problemIdPUnavailable.Status)
+		h.outcome(w, outcomeError, problemIdPUnavailable.Status)
 		return
 	}
 	f := flowState{
@@ -84,7 +84,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		h.internalError(w, r, "write login-flow cookie", err)
 		return
 	}
-	h.metrics.request(outcomeLoginRedirect, http.StatusFound)
+	h.outcome(w, outcomeLoginRedirect, http.StatusFound)
 	redirect(w, ar.URL)
 }
 
@@ -93,6 +93,10 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 // package idp) and stores the new session.
 func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if name := repeatedCallbackParam(q); name != "" {
+		h.rejectRepeatedParam(w, r, q, name)
+		return
+	}
 	state := q.Get("state")
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
 
@@ -134,6 +138,11 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	cookies.Clear(w, r)
 
+	// RFC 9207: a response from another issuer (mix-up) is not redeemed.
+	if err := h.provider.CheckResponseIssuer(q.Get("iss"), q.Has("iss")); err != nil {
+		h.exchangeFailed(w, r, f.Redirect, err)
+		return
+	}
 	tokens, ident, err := h.provider.Exchange(r.Context(), code, f.Verifier, f.Nonce)
 	if err != nil {
 		h.exchangeFailed(w, r, f.Redirect, err)
@@ -149,6 +158,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		Name:              ident.Name,
 		Groups:            ident.Groups,
 		IDPSessionID:      ident.SessionID,
+		Claims:            ident.Claims,
 		AccessToken:       tokens.AccessToken,
 		RefreshToken:      tokens.RefreshToken,
 		IDToken:           tokens.IDToken,
@@ -230,6 +240,9 @@ func (h *Handler) exchangeFailed(w http.ResponseWriter, r *http.Request, rd stri
 		return
 	}
 	switch {
+	case errors.Is(err, idp.ErrIssuerMismatch):
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "login rejected: authorization response from another issuer (RFC 9207 mix-up defence)", reqID, slog.String(attrError, err.Error()))
+		h.loginFailed(w, r, http.StatusBadRequest, "invalid_issuer", "This sign-in answer did not come from the expected identity provider.", rd)
 	case errors.Is(err, idp.ErrInvalidToken):
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "login rejected: ID token failed verification", reqID, slog.String(attrError, err.Error()))
 		h.loginFailed(w, r, http.StatusUnauthorized, "invalid_token", "The identity provider's answer could not be verified.", rd)
@@ -262,7 +275,7 @@ func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, what str
 	h.log.LogAttrs(r.Context(), slog.LevelError, what,
 		slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
 	h.writeError(w, r, problemInternal)
-	h.metrics.request(outcomeError, http.StatusInternalServerError)
+	h.outcome(w, outcomeError, http.StatusInternalServerError)
 }
 
 // newID returns 128 random bits, base64url.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/authgate/authgate/proxy/access"
 )
 
 // Outcomes of a request, the "outcome" label of authgate_requests_total.
@@ -19,6 +21,20 @@ const (
 	outcomeRejected        = "rejected" // ambiguous path
 	outcomeError           = "error"
 )
+
+// Outcomes of a route's decision, the "outcome" label of
+// authgate_route_decisions_total.
+const (
+	routePublic  = "public"
+	routeAllowed = "allowed"
+	routeDenied  = "denied"
+	routeError   = "error" // the rule failed to evaluate, which denies
+)
+
+// routeCounters are one route's decision counters, looked up once.
+type routeCounters struct {
+	public, allowed, denied, errored prometheus.Counter
+}
 
 const (
 	loginSucceeded = "success"
@@ -36,6 +52,7 @@ type Metrics struct {
 	logins    *prometheus.CounterVec
 	refreshes *prometheus.CounterVec
 	upstream  *prometheus.HistogramVec
+	routes    *prometheus.CounterVec
 	// refreshTime and idpTime time the IdP as authgate's users feel it:
 	// a whole refresh (with the wait for another replica's lock) and each
 	// HTTP call by endpoint.
@@ -79,7 +96,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: idpBuckets,
 		}, []string{"endpoint"}),
 	}
-	reg.MustRegister(m.requests, m.logins, m.refreshes, m.upstream, m.refreshTime, m.idpTime)
+	m.routes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_route_decisions_total",
+		Help: "Decisions of AUTHGATE_ROUTES by route (its name, or its index from 0; \"none\" when no route matched) and outcome (public, allowed, denied, error).",
+	}, []string{"route", "outcome"})
+	reg.MustRegister(m.requests, m.logins, m.refreshes, m.upstream, m.routes, m.refreshTime, m.idpTime)
 	// Pre-create the common series so dashboards show zeros, not gaps.
 	m.forwarded = m.requests.WithLabelValues(outcomeForwarded, "0")
 	for _, r := range []string{loginSucceeded, loginFailed} {
@@ -152,4 +173,55 @@ func (m *Metrics) ObserveUpstream(code int, seconds float64) {
 		m.byStatus[code].Store(o)
 	}
 	o.Observe(seconds)
+}
+
+// routeCounters resolves the decision counters of every route (labels in
+// order) and, last, of "no route matched": once, so that a request only
+// increments. It returns nil for a nil *Metrics or no routes.
+func (m *Metrics) routeCounters(labels []string) []routeCounters {
+	if m == nil || len(labels) == 0 {
+		return nil
+	}
+	out := make([]routeCounters, 0, len(labels)+1)
+	for _, l := range append(labels, access.NoRouteLabel) {
+		out = append(out, routeCounters{
+			public:  m.routes.WithLabelValues(l, routePublic),
+			allowed: m.routes.WithLabelValues(l, routeAllowed),
+			denied:  m.routes.WithLabelValues(l, routeDenied),
+			errored: m.routes.WithLabelValues(l, routeError),
+		})
+	}
+	return out
+}
+
+func (m *Metrics) routeDecision(c *routeCounters, outcome string) {
+	if m == nil || c == nil {
+		return
+	}
+	switch outcome {
+	case routePublic:
+		c.public.Inc()
+	case routeAllowed:
+		c.allowed.Inc()
+	case routeDenied:
+		c.denied.Inc()
+	default:
+		c.errored.Inc()
+	}
+}
+
+// countersOf returns rt's counters, nil without metrics.
+func (h *Handler) countersOf(rt *access.Route) *routeCounters {
+	if rt == nil || rt.Index >= len(h.routeCounters)-1 {
+		return nil
+	}
+	return &h.routeCounters[rt.Index]
+}
+
+// noRouteCounters returns the counters of "no route matched".
+func (h *Handler) noRouteCounters() *routeCounters {
+	if len(h.routeCounters) == 0 {
+		return nil
+	}
+	return &h.routeCounters[len(h.routeCounters)-1]
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/authgate/authgate/proxy/access"
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/session"
@@ -25,6 +27,9 @@ import (
 type Provider interface {
 	Ready() bool
 	NewAuthRequest() (*idp.AuthRequest, error)
+	// CheckResponseIssuer checks the callback's "iss" (RFC 9207); an error
+	// wrapping idp.ErrIssuerMismatch ends the login before the exchange.
+	CheckResponseIssuer(iss string, present bool) error
 	Exchange(ctx context.Context, code, codeVerifier, nonce string) (*idp.Tokens, *idp.Identity, error)
 	Refresh(ctx context.Context, refreshToken, subject string) (*idp.Tokens, error)
 	Revoke(ctx context.Context, refreshToken string) error
@@ -116,6 +121,12 @@ type Options struct {
 	// Policy decides which signed-in users (and bearer tokens) may pass;
 	// nil admits every one.
 	Policy *access.Policy
+	// Routes, when set, decide every request instead of PublicPaths and
+	// Policy (which must then be nil): the first route whose pattern
+	// matches the normalised path is public or evaluates its allow
+	// expression, and a path no route matches is refused with 403. Nil
+	// keeps PublicPaths and Policy.
+	Routes *access.Routes
 	// Bearer, when set, accepts "Authorization: Bearer <JWT>" from API
 	// clients: a token it verifies is forwarded as is, any other bearer
 	// token gets 401. Nil turns bearer tokens off: the client's
@@ -154,6 +165,22 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// TracerProvider traces requests: a server span per request with its
+	// outcome, and spans for the session load and refresh. Nil traces
+	// nothing and costs nothing.
+	TracerProvider trace.TracerProvider
+	// TraceTrust says whose trace context (traceparent) is continued; the
+	// zero value trusts TrustedProxies only. It applies with tracing off
+	// too: an untrusted client's trace context is then dropped.
+	TraceTrust TraceTrust
+	// AccessLog, when set, receives one line per request (method, path,
+	// status, bytes, durations, outcome, sub, request and trace id) at
+	// Info; nil writes none.
+	AccessLog *slog.Logger
+	// AccessLogQuery adds the query string to the access log's path
+	// (never for authgate's own endpoints); false leaves it out.
+	AccessLogQuery bool
 }
 
 // Handler is authgate's front handler.
@@ -169,6 +196,8 @@ type Handler struct {
 
 	public          *access.PublicPaths
 	policy          *access.Policy
+	routes          *access.Routes
+	routeCounters   []routeCounters
 	bearer          BearerVerifier
 	bearerAudiences []string
 	trusted         *access.TrustedProxies
@@ -198,6 +227,11 @@ type Handler struct {
 	states          *usedStates
 	jtis            *usedStates
 	streams         *streamTracker
+
+	tracer         trace.Tracer // nil: tracing off
+	traceTrust     TraceTrust
+	accessLog      *slog.Logger
+	accessLogQuery bool
 }
 
 // New returns a Handler or an error naming the first missing requirement.
@@ -213,6 +247,8 @@ func New(o Options) (*Handler, error) {
 		return nil, errors.New("proxy: Options.Upstream is required")
 	case o.Bearer != nil && len(o.BearerAudiences) == 0:
 		return nil, errors.New("proxy: Options.BearerAudiences is required with Options.Bearer")
+	case o.Routes != nil && (o.PublicPaths != nil || o.Policy != nil):
+		return nil, errors.New("proxy: Options.Routes replaces Options.PublicPaths and Options.Policy; set only one kind")
 	}
 	h := &Handler{
 		provider:              o.Provider,
@@ -232,6 +268,7 @@ func New(o Options) (*Handler, error) {
 		requestIDHeader:       o.RequestIDHeader,
 		public:                o.PublicPaths,
 		policy:                o.Policy,
+		routes:                o.Routes,
 		bearer:                o.Bearer,
 		bearerAudiences:       o.BearerAudiences,
 		trusted:               o.TrustedProxies,
@@ -241,6 +278,12 @@ func New(o Options) (*Handler, error) {
 		replay:                o.Replay,
 		logout:                o.Logout,
 		storeReady:            o.StoreReady,
+		traceTrust:            o.TraceTrust,
+		accessLog:             o.AccessLog,
+		accessLogQuery:        o.AccessLogQuery,
+	}
+	if o.TracerProvider != nil {
+		h.tracer = o.TracerProvider.Tracer(tracerName)
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -288,6 +331,7 @@ func New(o Options) (*Handler, error) {
 	h.states = newUsedStates(h.now)
 	h.jtis = newUsedStates(h.now)
 	h.streams = newStreamTracker(h.revocations, h.now)
+	h.routeCounters = h.metrics.routeCounters(h.routes.Labels())
 	return h, nil
 }
 
@@ -311,14 +355,14 @@ func (h *Handler) Run(ctx context.Context) {
 	h.streams.run(ctx, streamCheckInterval)
 }
 
-// ServeHTTP normalises the request path, routes authgate's own endpoints
+// route normalises the request path, routes authgate's own endpoints
 // and guards everything else.
 //
 // The path is normalised once, before anything else (access.NormalizePath):
 // an ambiguous path is refused with 400 and nothing is forwarded; otherwise
 // the request continues with the normalised path, which is both what every
 // decision is made on and what the upstream receives.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) route(w http.ResponseWriter, r *http.Request) {
 	upstream.EnsureRequestID(r, h.requestIDHeader)
 	path, err := access.NormalizePath(requestPath(r))
 	if err != nil {
@@ -357,19 +401,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serveProtected(w, r, path)
 }
 
-// serveProtected is the public paths → bearer → session → policy →
-// refresh → forward chain. path is the normalised path.
+// serveProtected is the public paths (or routes) → bearer → session →
+// policy (or route rule) → refresh → forward chain. path is the
+// normalised path.
 func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path string) {
-	if h.public.Match(r.Method, path) {
+	d, ok := h.decide(w, r, r.Method, path, false)
+	if !ok {
+		return
+	}
+	if d.public {
 		h.forwardPublic(w, r)
 		return
 	}
+	d.host = r.Host
 	if h.bearer != nil {
 		if token, present := bearerToken(r.Header); present {
-			id, ok := h.verifyBearer(w, r, token)
+			id, ok := h.verifyBearer(w, r, token, d)
 			if ok {
-				h.metrics.request(outcomeForwarded, 0)
-				h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(r.Context(), id)))
+				h.outcome(w, outcomeForwarded, 0)
+				noteSubject(w, id.User)
+				h.serveUpstream(w, r.WithContext(upstream.WithIdentity(r.Context(), id)))
 			}
 			return
 		}
@@ -382,7 +433,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path st
 		h.unauthenticated(w, r)
 		return
 	}
-	if !h.allowSession(w, r, s) {
+	if !h.allowSession(w, r, s, d) {
 		return
 	}
 	s, ok = h.fresh(w, r, s, func() { h.unauthenticated(w, r) })
@@ -396,7 +447,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path st
 // (missing, invalid, expired or revoked), or ok=false when it has already
 // answered (store outage).
 func (h *Handler) loadSession(w http.ResponseWriter, r *http.Request) (s *session.Session, ok bool) {
-	s, err := h.store.Load(r)
+	s, err := h.loadTraced(r)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return nil, true
@@ -404,7 +455,7 @@ func (h *Handler) loadSession(w http.ResponseWriter, r *http.Request) (s *sessio
 		h.log.LogAttrs(r.Context(), slog.LevelError, "session store unavailable",
 			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
 		h.writeError(w, r, problemStoreUnavailable)
-		h.metrics.request(outcomeError, problemStoreUnavailable.Status)
+		h.outcome(w, outcomeError, problemStoreUnavailable.Status)
 		return nil, false
 	}
 	if !h.now().Before(s.ExpiresAt) {
@@ -426,12 +477,13 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.writeError(w, r, problemUnauthenticated)
-	h.metrics.request(outcomeUnauthenticated, http.StatusUnauthorized)
+	h.outcome(w, outcomeUnauthenticated, http.StatusUnauthorized)
 }
 
 // forward sends r to the upstream with the session's identity.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *session.Session) {
-	h.metrics.request(outcomeForwarded, 0)
+	h.outcome(w, outcomeForwarded, 0)
+	noteSubject(w, s.Subject)
 	ctx := r.Context()
 	if isLongLived(r) {
 		// Closed by authgate when the session ends (sign-out, back-channel
@@ -440,7 +492,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *session.Ses
 		ctx, done = h.streams.track(ctx, s)
 		defer done()
 	}
-	h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(ctx, sessionIdentity(s))))
+	h.serveUpstream(w, r.WithContext(upstream.WithIdentity(ctx, sessionIdentity(s))))
 }
 
 // sessionIdentity is what the upstream is told about a session's user.

@@ -35,6 +35,7 @@ func (p *fakeProvider) Ready() bool { return true }
 func (p *fakeProvider) NewAuthRequest() (*idp.AuthRequest, error) {
 	return &idp.AuthRequest{State: "state-0123456789abcdef", Nonce: "n", CodeVerifier: "v", URL: "https://idp.example/auth?state=x"}, nil
 }
+func (p *fakeProvider) CheckResponseIssuer(string, bool) error { return nil }
 func (p *fakeProvider) Exchange(context.Context, string, string, string) (*idp.Tokens, *idp.Identity, error) {
 	if p.exchangeID == nil {
 		return nil, nil, errors.New("not used")

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/session"
 )
@@ -163,7 +165,10 @@ func (h *Handler) redeemShared(ctx context.Context, w http.ResponseWriter, r *ht
 		return nil, fmt.Errorf("lock refresh: %w", err)
 	}
 	if !locked {
-		next, err := h.shared.WaitForRefresh(ctx, r, s, refreshTimeout)
+		// Its own span: the time spent waiting on another replica's lock.
+		wctx, span := h.startSpan(ctx, "session.refresh.wait")
+		next, err := h.shared.WaitForRefresh(wctx, r.WithContext(wctx), s, refreshTimeout)
+		endSpan(span, err)
 		if errors.Is(err, session.ErrNotFound) {
 			return nil, errSessionEnded
 		}
@@ -244,8 +249,12 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		work = func(ctx context.Context) (*session.Session, error) { return h.redeemShared(ctx, w, r, s, &redeemed) }
 	}
 	start := time.Now()
-	next, _, err := h.refresher.refresh(r.Context(), s, work)
+	ctx, span := h.startSpan(r.Context(), "session.refresh")
+	next, shared, err := h.refresher.refresh(ctx, s, work)
 	took := time.Since(start)
+	if span != nil {
+		endSpan(span, err, attribute.Bool(spanAttrShared, shared), attribute.Bool("authgate.refresh.redeemed", redeemed))
+	}
 	switch {
 	case err == nil:
 		if redeemed {
@@ -297,7 +306,7 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 			return nil, false // the client went away while waiting
 		}
 		h.writeError(w, r, problemIdPUnavailable)
-		h.metrics.request(outcomeError, problemIdPUnavailable.Status)
+		h.outcome(w, outcomeError, problemIdPUnavailable.Status)
 		return nil, false
 	}
 }

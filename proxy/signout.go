@@ -32,6 +32,17 @@ func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	}
 	rd = h.safeRedirect(rd)
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
+	switch signOutDecision(r) {
+	case signOutConfirm:
+		h.confirmSignOut(w, r, rd)
+		return
+	case signOutRefuse:
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "cross-site sign-out refused", reqID,
+			slog.String(attrReason, "Sec-Fetch-Site "+truncate(r.Header.Get("Sec-Fetch-Site"), 32)+", Origin "+truncate(r.Header.Get("Origin"), 100)))
+		h.writeError(w, r, problem{Status: http.StatusForbidden, Code: "cross_site_sign_out",
+			Description: "Sign-out was requested by another site and was refused."})
+		return
+	}
 
 	s, err := h.store.Load(r)
 	switch {

@@ -33,6 +33,20 @@ const maxOwnedIndex = 99
 // cookie session), not a client one: use a server-side store instead.
 var ErrCookieTooLarge = errors.New("session: value too large for cookies")
 
+// TooLargeError is what Write returns for a value that needs more than
+// MaxChunks cookies; it wraps ErrCookieTooLarge and says by how much.
+type TooLargeError struct {
+	Bytes  int // length of the value
+	Chunks int // cookies it would need
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("write %d-byte cookie value: needs %d cookies, at most %d allowed: %v", e.Bytes, e.Chunks, MaxChunks, ErrCookieTooLarge)
+}
+
+// Unwrap returns ErrCookieTooLarge.
+func (e *TooLargeError) Unwrap() error { return ErrCookieTooLarge }
+
 // CookieOptions configures one logical cookie. The zero value is a cookie
 // named "authgate" that is not Secure, with SameSite=Lax, for the host only.
 type CookieOptions struct {
@@ -234,7 +248,7 @@ func (c *Cookies) Write(w http.ResponseWriter, r *http.Request, value string, ex
 	size := maxSetCookie - len(probe.String())
 	n := (len(value) + size - 1) / size
 	if n > MaxChunks {
-		return fmt.Errorf("write %d-byte cookie value: %w", len(value), ErrCookieTooLarge)
+		return &TooLargeError{Bytes: len(value), Chunks: n}
 	}
 	h := w.Header()
 	for i := 0; i < n; i++ {

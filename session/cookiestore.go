@@ -24,6 +24,11 @@ type CookieStoreOptions struct {
 	Sealer *Sealer
 	// Now returns the current time, for expiry; nil means time.Now.
 	Now func() time.Time
+	// ObserveSize, when set, is called by every Save that seals a session
+	// with the sealed value's length in bytes (all chunks together, what
+	// the browser sends back in its Cookie header), also when it turns out
+	// too large to write. Nil observes nothing.
+	ObserveSize func(bytes int)
 }
 
 // CookieStore keeps the whole session in an AES-256-GCM sealed cookie,
@@ -37,6 +42,7 @@ type CookieStore struct {
 	aad     []byte // the effective cookie name, the AEAD additional data
 	now     func() time.Time
 	cache   *openCache // nil: no cache
+	observe func(int)  // nil: none
 }
 
 var _ Store = (*CookieStore)(nil)
@@ -65,6 +71,7 @@ func NewCookieStore(o CookieStoreOptions) (*CookieStore, error) {
 		aad:     []byte(c.Name()),
 		now:     o.Now,
 		cache:   newOpenCache(),
+		observe: o.ObserveSize,
 	}, nil
 }
 
@@ -118,8 +125,9 @@ func (s *CookieStore) Load(r *http.Request) (*Session, error) {
 
 // Save seals sess into the cookie, which expires at sess.ExpiresAt (a
 // session already expired clears the cookie instead). It returns an error
-// for a session without ExpiresAt, and one wrapping ErrCookieTooLarge when
-// the sealed session needs more than MaxChunks cookies.
+// for a session without ExpiresAt, and a *TooLargeError (wrapping
+// ErrCookieTooLarge) when the sealed session, compressed, still needs more
+// than MaxChunks cookies.
 func (s *CookieStore) Save(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	if sess == nil {
 		return errors.New("session: save nil session")
@@ -128,9 +136,15 @@ func (s *CookieStore) Save(w http.ResponseWriter, r *http.Request, sess *Session
 		// Load treats a zero ExpiresAt as expired; saving one is a bug.
 		return errors.New("session: save session without ExpiresAt")
 	}
-	v, err := s.sealer.seal(s.aad, Encode(sess))
+	// Compressed (format version 2): an enterprise session whose tokens
+	// carry hundreds of groups shrinks several-fold, enough to stay under
+	// the 8 KB request-header limits of common ingresses.
+	v, err := s.sealer.sealCompressed(s.aad, Encode(sess))
 	if err != nil {
 		return fmt.Errorf("seal session: %w", err)
+	}
+	if s.observe != nil {
+		s.observe(len(v))
 	}
 	if err := s.cookies.Write(w, r, v, sess.ExpiresAt); err != nil {
 		return fmt.Errorf("save session: %w", err)

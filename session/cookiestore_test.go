@@ -102,7 +102,7 @@ func TestCookieStoreLoadNotFound(t *testing.T) {
 	good := saved(t, s, sess)
 	value := good["__Host-authgate"]
 	big := fullSession(clk.Now())
-	big.AccessToken = strings.Repeat("a", 6<<10)
+	big.AccessToken = incompressible(6 << 10)
 	chunked := saved(t, s, big)
 
 	other, err := NewCookieStore(CookieStoreOptions{Cookie: CookieOptions{Name: "other", Secure: true}, Keys: [][]byte{oldKey}, Now: clk.Now})
@@ -173,7 +173,7 @@ func TestCookieStoreLoadTampered(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, clk, testKey(1))
 	sess := fullSession(clk.Now())
-	sess.AccessToken = strings.Repeat("a", 5000) // two chunks
+	sess.AccessToken = incompressible(5000) // two chunks
 	b := saved(t, s, sess)
 	for name, v := range b {
 		for i := range v {
@@ -217,7 +217,7 @@ func TestCookieStoreLargeSession(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, clk, testKey(1))
 	sess := fullSession(clk.Now())
-	sess.AccessToken = strings.Repeat("t", 6<<10)
+	sess.AccessToken = incompressible(6 << 10)
 	w := httptest.NewRecorder()
 	if err := s.Save(w, httptest.NewRequest(http.MethodGet, "/", nil), sess); err != nil {
 		t.Fatalf("Save: %v", err)
@@ -244,7 +244,7 @@ func TestCookieStoreShrinkClearsStaleChunks(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, clk, testKey(1))
 	sess := fullSession(clk.Now())
-	sess.AccessToken = strings.Repeat("t", 10<<10)
+	sess.AccessToken = incompressible(10 << 10)
 	b := saved(t, s, sess)
 	if _, ok := b["__Host-authgate_3"]; !ok {
 		t.Fatalf("cookies %v: want at least 4 chunks for a 10 KB token", keys(b))
@@ -282,7 +282,7 @@ func TestCookieStoreSaveErrors(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, clk, testKey(1))
 	huge := fullSession(clk.Now())
-	huge.AccessToken = strings.Repeat("t", 40<<10)
+	huge.AccessToken = incompressible(40 << 10)
 	noExpiry := fullSession(clk.Now())
 	noExpiry.ExpiresAt = time.Time{}
 	tests := []struct {
@@ -312,7 +312,7 @@ func TestCookieStoreDelete(t *testing.T) {
 	clk := newClock()
 	s := newStore(t, clk, testKey(1))
 	sess := fullSession(clk.Now())
-	sess.AccessToken = strings.Repeat("t", 6<<10)
+	sess.AccessToken = incompressible(6 << 10)
 	b := saved(t, s, sess)
 	n := len(b)
 	if _, err := s.Load(b.request()); err != nil { // now cached
@@ -348,7 +348,7 @@ func TestCookieStoreOverHTTPS(t *testing.T) {
 		sess := fullSession(clk.Now())
 		var n int
 		fmt.Sscan(r.PathValue("size"), &n)
-		sess.AccessToken = strings.Repeat("t", n)
+		sess.AccessToken = incompressible(n)
 		if err := s.Save(w, r, sess); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}

@@ -20,7 +20,8 @@ const (
 	flagIssuedAt                       // IssuedAt is not zero
 	flagExpiresAt                      // ExpiresAt is not zero
 	flagTokenIssuedAt                  // TokenIssuedAt is not zero (added later; older encodings lack it)
-	flagsKnown             = flagTokenIssuedAt<<1 - 1
+	flagClaims                         // Claims is not empty (added later; older encodings lack it)
+	flagsKnown             = flagClaims<<1 - 1
 )
 
 // errDecode is returned by Decode for every malformed input. It wraps
@@ -33,7 +34,11 @@ var errDecode = fmt.Errorf("%w: malformed session encoding", ErrNotFound)
 //	ID, Subject, Email, PreferredUsername, Name, IDPSessionID,
 //	AccessToken, RefreshToken, IDToken  (each uvarint length + bytes),
 //	len(Groups) uvarint, each group (uvarint length + bytes),
-//	Expiry, IssuedAt, ExpiresAt, TokenIssuedAt when set (varint unix seconds + uvarint nanoseconds).
+//	Expiry, IssuedAt, ExpiresAt, TokenIssuedAt when set (varint unix seconds + uvarint nanoseconds),
+//	Claims when set (uvarint length + bytes).
+//
+// Fields added later come last, each behind its own flag, so that an older
+// encoding (without the flag) still decodes.
 //
 // Times keep nanosecond precision but not their location or monotonic
 // reading; Decode returns them in UTC. A nil s encodes as an empty session.
@@ -65,6 +70,10 @@ func Encode(s *Session) []byte {
 			size += 2 * binary.MaxVarintLen64
 		}
 	}
+	if s.Claims != "" {
+		flags |= flagClaims
+		size += binary.MaxVarintLen64 + len(s.Claims)
+	}
 
 	b := make([]byte, 0, size)
 	b = append(b, encodingV1, flags)
@@ -82,6 +91,10 @@ func Encode(s *Session) []byte {
 			b = binary.AppendVarint(b, t.Unix())
 			b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
 		}
+	}
+	if s.Claims != "" {
+		b = binary.AppendUvarint(b, uint64(len(s.Claims)))
+		b = append(b, s.Claims...)
 	}
 	return b
 }
@@ -147,6 +160,12 @@ func decode(version, flags byte, body string) (*Session, error) {
 	for i, t := range [...]*time.Time{&s.Expiry, &s.IssuedAt, &s.ExpiresAt, &s.TokenIssuedAt} {
 		if flags&(flagExpiry<<i) != 0 {
 			*t = d.time()
+		}
+	}
+	if flags&flagClaims != 0 {
+		s.Claims = d.string()
+		if s.Claims == "" {
+			d.bad = true // Encode never flags empty claims; it would not round-trip
 		}
 	}
 	if d.bad || len(d.s) != 0 {

@@ -73,6 +73,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{name: "token issued at", s: &Session{Expiry: now.Add(time.Minute), TokenIssuedAt: now}},
 		{name: "long token", s: &Session{AccessToken: strings.Repeat("t", 70000)}},
 		{name: "many groups", s: &Session{Groups: strings.Split(strings.Repeat("g,", 300), ",")}},
+		{name: "claims", s: &Session{ID: "a", Claims: `{"tenant":"acme","roles":["x"]}`}},
+		{name: "claims and times", s: &Session{Claims: `{}`, IssuedAt: now, TokenIssuedAt: now}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +125,8 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		{name: "version zero", b: append([]byte{0}, good[1:]...)},
 		{name: "future version", b: append([]byte{2}, good[1:]...)},
 		{name: "unknown flag", b: append([]byte{encodingV1, 0x80}, good[2:]...)},
+		{name: "claims flagged but missing", b: append([]byte{encodingV1, good[1] | flagClaims}, good[2:]...)},
+		{name: "claims flagged but empty", b: append(append([]byte{encodingV1, good[1] | flagClaims}, good[2:]...), 0)},
 		{name: "verified value without known", b: []byte{encodingV1, flagEmailVerified, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 		{name: "trailing byte", b: append(append([]byte{}, good...), 0)},
 		{name: "length beyond end", b: []byte{encodingV1, 0, 0x7f, 'a'}},
@@ -167,9 +171,32 @@ func TestWithIssuedAt(t *testing.T) {
 	}
 }
 
+// TestDecodeOlderEncoding: a session sealed before Claims existed (no
+// claims flag, nothing after the times) still decodes, with no claims.
+func TestDecodeOlderEncoding(t *testing.T) {
+	s := fullSession(newClock().Now())
+	s.Claims = ""
+	old := Encode(s)
+	if old[1]&flagClaims != 0 {
+		t.Fatalf("Encode(no claims) sets the claims flag")
+	}
+	// The layout of the version that had no Claims field: every byte of it
+	// is what Encode writes today for a session without claims.
+	got, err := Decode(old)
+	if err != nil {
+		t.Fatalf("Decode(older encoding) error: %v", err)
+	}
+	sameSession(t, got, s)
+	s.Claims = `{"a":1}`
+	with := Encode(s)
+	if !bytes.HasPrefix(with[2:], old[2:]) {
+		t.Errorf("Encode with claims does not append them after the older layout")
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	now := newClock().Now()
-	for _, s := range []*Session{{}, fullSession(now), {ID: "x", EmailVerified: boolPtr(false), Groups: []string{""}}} {
+	for _, s := range []*Session{{}, fullSession(now), {ID: "x", EmailVerified: boolPtr(false), Groups: []string{""}}, {ID: "c", Claims: `{"x":[1]}`, IssuedAt: now}} {
 		f.Add(Encode(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -18,6 +18,9 @@ const (
 	// sealVersion sits in the top two bits of the first byte of a sealed
 	// value, so the format can change without guessing.
 	sealVersion = 1
+	// sealVersionDeflate marks a value whose plaintext is compressed (see
+	// compress.go). Version 1 values still open.
+	sealVersionDeflate = 2
 	// hintBits low bits of the first byte carry a hint of the key that
 	// sealed the value, so Open tries only keys with that hint (usually
 	// one) instead of every key in the rotation list.
@@ -145,7 +148,31 @@ func (s *Sealer) seal(aad, plaintext []byte) (string, error) {
 	return s.current().seal(aad, plaintext)
 }
 
+// sealCompressed seals plaintext compressed (format version 2) when that is
+// shorter, and as seal does otherwise.
+func (s *Sealer) sealCompressed(aad, plaintext []byte) (string, error) {
+	return s.current().sealCompressed(aad, plaintext)
+}
+
 func (ks *keySet) seal(aad, plaintext []byte) (string, error) {
+	return ks.sealAs(sealVersion, aad, plaintext)
+}
+
+func (ks *keySet) sealCompressed(aad, plaintext []byte) (string, error) {
+	if c := compress(plaintext); len(c) < len(plaintext) {
+		return ks.sealAs(sealVersionDeflate, deflateAAD(aad), c)
+	}
+	return ks.seal(aad, plaintext)
+}
+
+// deflateAAD binds the format to the ciphertext: the first byte is not
+// authenticated by itself, so without this a version-1 value relabelled 2
+// (or the reverse) would be decrypted and only then fail to parse.
+func deflateAAD(aad []byte) []byte {
+	return append(aad[:len(aad):len(aad)], "\x00deflate"...)
+}
+
+func (ks *keySet) sealAs(version byte, aad, plaintext []byte) (string, error) {
 	if ks == nil || len(ks.keys) == 0 {
 		return "", errors.New("session: sealer has no keys")
 	}
@@ -153,7 +180,7 @@ func (ks *keySet) seal(aad, plaintext []byte) (string, error) {
 	// One buffer holds the raw sealed value and, after it, its encoding.
 	rawLen := sealOverhead + len(plaintext)
 	buf := make([]byte, 1+nonceSize, rawLen+b64.EncodedLen(rawLen))
-	buf[0] = sealVersion<<hintBits | k.hint
+	buf[0] = version<<hintBits | k.hint
 	// Random nonces are safe for up to 2^32 seals per key (NIST SP
 	// 800-38D §8.3); rotate keys well before that.
 	if _, err := rand.Read(buf[1 : 1+nonceSize]); err != nil {
@@ -163,9 +190,10 @@ func (ks *keySet) seal(aad, plaintext []byte) (string, error) {
 	return string(b64.AppendEncode(raw[rawLen:], raw)), nil
 }
 
-// Open reverses Seal for the cookie called name. Every failure (bad base64,
-// truncated, tampered, unknown key, wrong name) returns an error wrapping
-// ErrNotFound.
+// Open reverses Seal for the cookie called name, and opens compressed
+// values (format version 2) too. Every failure (bad base64, truncated,
+// tampered, unknown key, wrong name, bad compression) returns an error
+// wrapping ErrNotFound.
 func (s *Sealer) Open(name, value string) ([]byte, error) {
 	return s.open([]byte(name), value)
 }
@@ -186,7 +214,12 @@ func (ks *keySet) open(aad []byte, value string) ([]byte, error) {
 		return nil, errMalformed
 	}
 	buf = buf[:n]
-	if buf[0]>>hintBits != sealVersion {
+	version := buf[0] >> hintBits
+	switch version {
+	case sealVersion:
+	case sealVersionDeflate:
+		aad = deflateAAD(aad)
+	default:
 		return nil, errMalformed
 	}
 	hint := buf[0] & hintMask
@@ -214,6 +247,9 @@ func (ks *keySet) open(aad []byte, value string) ([]byte, error) {
 			dst = make([]byte, 0, len(ct))
 		}
 		if pt, err := k.aead.Open(dst, nonce, ct, aad); err == nil {
+			if version == sealVersionDeflate {
+				return decompress(pt)
+			}
 			return pt, nil
 		}
 	}

@@ -30,6 +30,10 @@ type Session struct {
 	Groups            []string
 	// IDPSessionID is the ID token's "sid" claim, used by back-channel logout.
 	IDPSessionID string
+	// Claims are the user's merged ID-token and userinfo claims as a JSON
+	// object, for route rules that read them; empty when no rule does
+	// (cookies are size-limited, so they are kept only when needed).
+	Claims string
 
 	AccessToken  string
 	RefreshToken string

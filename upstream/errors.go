@@ -66,7 +66,7 @@ func statusFor(r *http.Request, err error) int {
 // reading its headers.
 func withoutIdentity(r *http.Request) *http.Request {
 	c := r.Clone(r.Context())
-	deleteUntrusted(c.Header)
+	deleteUntrusted(c.Header, 0)
 	return c
 }
 

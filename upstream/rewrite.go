@@ -29,7 +29,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = pr.In.Host
 
 	h := headerSetter{h: pr.Out.Header}
-	deleteUntrusted(h.h)
+	deleteUntrusted(h.h, p.passRouting)
 
 	// Client-sent X-Forwarded-* are gone (deleteUntrusted read them from
 	// pr.Out, not pr.In). Set them from what trusted proxies reported, or
@@ -110,16 +110,18 @@ func (s *headerSetter) set(key, value string) {
 }
 
 // deleteUntrusted deletes every header a client could use to claim an
-// identity or a forwarding path, in every spelling: names are compared
+// identity or a forwarding path, or to make the upstream route a request
+// other than the one authgate checked, in every spelling: names are compared
 // case-insensitively with '_' equal to '-', because CGI-style servers (and
 // many frameworks) fold X_Forwarded_User and X-Forwarded-User into the same
 // HTTP_X_FORWARDED_USER variable, letting the client's copy win.
 // Deleted: Authorization, Forwarded, X-Real-Ip, X-Forwarded-* (User, Email,
-// Groups, Preferred-Username, Access-Token, For, Host, Proto, ...) and
-// X-Auth-Request-*. It allocates nothing when no header matches.
-func deleteUntrusted(h http.Header) {
+// Groups, Preferred-Username, Access-Token, For, Host, Proto, ...),
+// X-Auth-Request-*, and the RoutingHeaders not in pass. It allocates
+// nothing when no header matches.
+func deleteUntrusted(h http.Header, pass routingSet) {
 	for k := range h {
-		if isUntrusted(k) {
+		if isUntrusted(k) || pass&routingBit(k) == 0 && routingBit(k) != 0 {
 			delete(h, k) // deleting during range is allowed
 		}
 	}
@@ -220,4 +222,35 @@ func (p *Proxy) trustedForwarded(r *http.Request) (clientIP, host, proto string,
 	}
 	clientIP, host, proto, ok = p.forwarded(r)
 	return clientIP, host, proto, ok && clientIP != "" && host != "" && proto != ""
+}
+
+// HeaderReaches reports whether the client's header name, in a request
+// with header h, reaches the upstream as the client sent it. It does not
+// for hop-by-hop headers (RFC 9110 section 7.6.1, including every name
+// listed in Connection), for the identity and forwarding headers
+// deleteUntrusted removes, and for Cookie, from which authgate's own
+// cookies are removed. Routes show an allow expression only these, so
+// that a rule never decides on a header the upstream would not see.
+func HeaderReaches(h http.Header, name string) bool {
+	if isUntrusted(name) || isHopByHop(name) || foldEqual(name, "cookie") {
+		return false
+	}
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if foldEqual(name, strings.ToLower(strings.TrimSpace(f))) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHopByHop(k string) bool {
+	for _, hop := range [...]string{"connection", "proxy-connection", "keep-alive", "proxy-authenticate",
+		"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"} {
+		if foldEqual(k, hop) {
+			return true
+		}
+	}
+	return false
 }

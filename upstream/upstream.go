@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Identity is what authgate tells the upstream about the user. A nil Identity
@@ -136,6 +138,19 @@ type Options struct {
 	// header and the connection's scheme. Client-sent X-Forwarded-* headers
 	// are never passed on as they are.
 	Forwarded func(r *http.Request) (clientIP, host, proto string, ok bool)
+
+	// PassRoutingHeaders names headers of RoutingHeaders that the upstream
+	// may still receive from the client, for an upstream that really needs
+	// one (a method override from an old HTML form, say). Names are matched
+	// case-insensitively with '_' equal to '-'; a name not in
+	// RoutingHeaders makes New fail. Nil removes every routing header.
+	PassRoutingHeaders []string
+	// TracerProvider, when set, wraps each round trip to the upstream in a
+	// client span and sends its W3C trace context (traceparent,
+	// tracestate) to the upstream in place of any the request carried.
+	// Nil traces nothing and passes the request's trace context headers
+	// through as they are.
+	TracerProvider trace.TracerProvider
 }
 
 // Proxy forwards requests to the upstream with the identity found in their
@@ -150,6 +165,7 @@ type Proxy struct {
 	log         *slog.Logger
 	observe     func(*http.Request, int, time.Duration)
 	forwarded   func(*http.Request) (string, string, string, bool)
+	passRouting routingSet // routing headers the client may still send
 }
 
 // New returns a Proxy for o, or an error wrapping ErrInvalidTarget when
@@ -159,7 +175,12 @@ func New(o Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	pass, err := parseRoutingHeaders(o.PassRoutingHeaders)
+	if err != nil {
+		return nil, err
+	}
 	p := &Proxy{
+		passRouting: pass,
 		target:      t.url,
 		ridHeader:   http.CanonicalHeaderKey(o.RequestIDHeader),
 		isOwnCookie: o.IsOwnCookie,
@@ -180,6 +201,9 @@ func New(o Options) (*Proxy, error) {
 	transport := o.Transport
 	if transport == nil {
 		transport = newTransport(o, t)
+	}
+	if o.TracerProvider != nil {
+		transport = &tracingTransport{base: transport, tracer: o.TracerProvider.Tracer(tracerName)}
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/internal/secretfile"
 	"github.com/authgate/authgate/proxy"
@@ -54,6 +56,8 @@ type Main struct {
 	handler  *proxy.Handler
 	registry *prometheus.Registry
 	secrets  *secretMetrics
+	// tracer exports spans; nil when tracing is off.
+	tracer *sdktrace.TracerProvider
 
 	proxyLn, internalLn net.Listener
 	proxySrv, internal  *http.Server
@@ -67,12 +71,31 @@ type Main struct {
 
 // NewMain wires every package from cfg. It opens the listeners, so their
 // addresses are known before Run.
-func NewMain(cfg *Config, o MainOptions) (*Main, error) {
+func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 	out := o.LogOutput
 	if out == nil {
 		out = os.Stderr
 	}
+	tp, err := newTracerProvider(cfg.tracing)
+	if err != nil {
+		return nil, err
+	}
+	tracer := tracerProvider(tp)
+	defer func() {
+		if retErr != nil && tp != nil {
+			tp.Shutdown(context.Background()) // stops its batch goroutine
+		}
+	}()
+	var accessLog *slog.Logger
+	if cfg.AccessLog {
+		// Two handlers share the output: one write at a time.
+		out = &lockedWriter{w: out}
+		accessLog = newAccessLogger(out, cfg)
+	}
 	logger := newLogger(out, cfg)
+	if tp != nil {
+		logger = slog.New(traceLogHandler{logger.Handler()})
+	}
 	now := o.Now
 	if now == nil {
 		now = time.Now
@@ -110,13 +133,17 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		ClientSecretFunc:  clientSecret,
 		RedirectURL:       cfg.RedirectURL,
 		Scopes:            cfg.Scopes,
+		Prompt:            cfg.Prompt,
+		AuthParams:        cfg.authParams,
 		GroupsClaim:       cfg.GroupsClaim,
-		NeedGroups:        len(cfg.AllowedGroups) > 0,
+		NeedGroups:        len(cfg.AllowedGroups) > 0 || cfg.routes.UsesGroups(),
+		KeepClaims:        cfg.routes.UsesClaims(),
 		HTTPClient:        idpClient,
 		Logger:            logger,
 		Now:               now,
 		DiscoveryRetryMin: o.DiscoveryRetryMin,
 		DiscoveryRetryMax: o.DiscoveryRetryMax,
+		TracerProvider:    tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configure identity provider: %w", err)
@@ -153,7 +180,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		background  []func(context.Context)
 	)
 	if cfg.RedisURL != "" || len(cfg.RedisAddrs) > 0 {
-		rs, revFeed, err := newRedis(cfg, cookieOpts, sealer, watcher, revocations, now, logger)
+		rs, revFeed, err := newRedis(cfg, cookieOpts, sealer, watcher, revocations, now, logger, tracer)
 		if err != nil {
 			return nil, err
 		}
@@ -182,6 +209,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 	}
 	up, err := upstream.New(upstream.Options{
 		Forwarded:             forwarded,
+		PassRoutingHeaders:    cfg.PassRoutingHeaders,
 		Target:                cfg.Upstream,
 		DialTimeout:           cfg.UpstreamDialTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamResponseTimeout,
@@ -197,6 +225,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		Observe: func(_ *http.Request, status int, d time.Duration) {
 			metrics.ObserveUpstream(status, d.Seconds())
 		},
+		TracerProvider: tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configure upstream: %w", err)
@@ -229,6 +258,7 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		RequestIDHeader:       cfg.RequestIDHeader,
 		PublicPaths:           cfg.publicPaths,
 		Policy:                cfg.policy,
+		Routes:                cfg.routes,
 		Bearer:                bearer,
 		BearerAudiences:       cfg.BearerAudiences,
 		TrustedProxies:        cfg.trusted,
@@ -236,12 +266,16 @@ func NewMain(cfg *Config, o MainOptions) (*Main, error) {
 		Metrics:               metrics,
 		Logger:                logger,
 		Now:                   now,
+		TracerProvider:        tracer,
+		TraceTrust:            cfg.traceTrust,
+		AccessLog:             accessLog,
+		AccessLogQuery:        cfg.AccessLogQuery,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configure proxy: %w", err)
 	}
 
-	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, secrets: secretMetrics, ready: make(chan struct{})}
+	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, secrets: secretMetrics, tracer: tp, ready: make(chan struct{})}
 	m.background = append(background, handler.Run, watcher.Run)
 	if cfg.TLSCertFile != "" {
 		m.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
@@ -310,7 +344,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.log.Info("authgate listening", "version", version, "addr", m.ProxyAddr(), "internal_addr", m.InternalAddr(),
 		"upstream", redactURL(m.cfg.Upstream), "issuer", m.cfg.IssuerURL, "tls", m.certs != nil,
 		"public_paths", m.cfg.publicPaths.Patterns(), "bearer_audiences", m.cfg.BearerAudiences,
-		"trusted_proxies", m.cfg.TrustedProxies,
+		"trusted_proxies", m.cfg.TrustedProxies, "routes", m.cfg.routes.Labels(), "tracing", m.tracer != nil, "access_log", m.cfg.AccessLog,
 		"policy", len(m.cfg.AllowedEmails)+len(m.cfg.AllowedEmailDomains)+len(m.cfg.AllowedGroups) > 0)
 	close(m.ready)
 
@@ -323,6 +357,8 @@ func (m *Main) Run(ctx context.Context) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.ShutdownTimeout)
 	defer cancel()
 	err := errors.Join(m.proxySrv.Shutdown(shutdownCtx), m.internal.Shutdown(shutdownCtx))
+	// After the servers: the last requests' spans are exported too.
+	err = errors.Join(err, shutdownTracing(shutdownCtx, m.tracer))
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
@@ -368,6 +404,15 @@ func (m *Main) internalHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// newAccessLogger writes the access log (AUTHGATE_ACCESS_LOG) in the log
+// format, at Info whatever AUTHGATE_LOG_LEVEL says.
+func newAccessLogger(w io.Writer, cfg *Config) *slog.Logger {
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
 func newLogger(w io.Writer, cfg *Config) *slog.Logger {
@@ -427,7 +472,7 @@ func redactURL(raw string) string {
 
 // newRedis connects to Redis and returns the Redis session store (used as
 // the store itself, or only for logout token ids) and the revocation feed.
-func newRedis(cfg *Config, cookie session.CookieOptions, sealer *session.Sealer, watcher *secretfile.Watcher, revocations *session.RevocationList, now func() time.Time, logger *slog.Logger) (*redisstore.Store, *redisstore.Revocations, error) {
+func newRedis(cfg *Config, cookie session.CookieOptions, sealer *session.Sealer, watcher *secretfile.Watcher, revocations *session.RevocationList, now func() time.Time, logger *slog.Logger, tracer trace.TracerProvider) (*redisstore.Store, *redisstore.Revocations, error) {
 	redisstore.SetClientLogger(logger)
 	opts, err := redisClientOptions(cfg)
 	if err != nil {
@@ -449,6 +494,7 @@ func newRedis(cfg *Config, cookie session.CookieOptions, sealer *session.Sealer,
 	if caTLS != nil {
 		opts.TLS = caTLS
 	}
+	opts.TracerProvider = tracer
 	client, err := redisstore.NewClient(opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("configure Redis: %w", err)

@@ -16,7 +16,10 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/authgate/authgate/proxy"
 	"github.com/authgate/authgate/proxy/access"
+	"github.com/authgate/authgate/proxy/idp"
+	"github.com/authgate/authgate/upstream"
 )
 
 // Config is every setting authgate reads. It is filled from environment
@@ -35,6 +38,8 @@ type Config struct {
 	InternalAddr string `envconfig:"AUTHGATE_INTERNAL_ADDR" default:":4181" desc:"listener for /healthz, /readyz and /metrics"`
 
 	Scopes                []string      `envconfig:"AUTHGATE_SCOPES" default:"openid,email,profile" desc:"scopes requested at login (comma-separated)"`
+	Prompt                string        `envconfig:"AUTHGATE_PROMPT" desc:"OpenID Connect prompt sent at login: space-separated none, login, consent, select_account (consent makes node-oidc-provider grant offline_access)"`
+	AuthParams            string        `envconfig:"AUTHGATE_AUTH_PARAMS" desc:"extra authorization request parameters in URL query form, e.g. access_type=offline or audience=https://api.example.com&resource=https://api.example.com (percent-encode & = + # % inside values)"`
 	GroupsClaim           string        `envconfig:"AUTHGATE_GROUPS_CLAIM" default:"groups" desc:"ID token or userinfo claim holding the user's groups"`
 	PathPrefix            string        `envconfig:"AUTHGATE_PATH_PREFIX" default:"/oauth2" desc:"prefix of authgate's own paths (start, callback, sign_out, userinfo)"`
 	PostLogoutRedirectURL string        `envconfig:"AUTHGATE_POST_LOGOUT_REDIRECT_URL" desc:"absolute URL the IdP sends the browser to after sign-out; empty means the origin of AUTHGATE_REDIRECT_URL"`
@@ -69,8 +74,11 @@ type Config struct {
 	AllowedEmails        []string `envconfig:"AUTHGATE_ALLOWED_EMAILS" desc:"comma-separated email addresses allowed in; empty with the other two lists empty admits every signed-in user"`
 	AllowedEmailDomains  []string `envconfig:"AUTHGATE_ALLOWED_EMAIL_DOMAINS" desc:"comma-separated email domains allowed in, matched exactly at the @ (no subdomains)"`
 	AllowedGroups        []string `envconfig:"AUTHGATE_ALLOWED_GROUPS" desc:"comma-separated groups (AUTHGATE_GROUPS_CLAIM) allowed in; a user passes when any list admits them"`
+	RoutesFile           string   `envconfig:"AUTHGATE_ROUTES_FILE" desc:"YAML file of ordered routes ({match, public: true | allow: CEL, name}), the first match deciding; replaces AUTHGATE_PUBLIC_PATHS and AUTHGATE_ALLOWED_*; a path no route matches is refused (403)"`
+	Routes               string   `envconfig:"AUTHGATE_ROUTES" desc:"the routes of AUTHGATE_ROUTES_FILE inline, e.g. YAML flow syntax on one line for Compose: [{match: /admin/, allow: '\"admins\" in groups'}, {match: /, allow: 'true'}]"`
 	BearerAudiences      []string `envconfig:"AUTHGATE_BEARER_AUDIENCES" desc:"accept API clients' own JWT access tokens from the issuer naming one of these audiences (comma-separated); empty turns bearer tokens off"`
 	TrustedProxies       []string `envconfig:"AUTHGATE_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies in front of authgate whose X-Forwarded-For, -Host, -Proto (passed to the upstream) and, for forward-auth, -Uri, -Method and X-Original-URI, -Method are believed; empty trusts none"`
+	PassRoutingHeaders   []string `envconfig:"AUTHGATE_PASS_ROUTING_HEADERS" desc:"routing headers (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) the upstream may still receive from clients; empty removes them all"`
 	AllowedRedirectHosts []string `envconfig:"AUTHGATE_ALLOWED_REDIRECT_HOSTS" desc:"hosts (exact, or .example.com for subdomains) a login may return to besides AUTHGATE_REDIRECT_URL's; requires AUTHGATE_COOKIE_DOMAIN covering them"`
 
 	SessionStore        string        `envconfig:"AUTHGATE_SESSION_STORE" default:"cookie" desc:"cookie (the session sealed in the cookie) or redis (sessions shared by replicas; the cookie holds a ticket)"`
@@ -86,13 +94,21 @@ type Config struct {
 	RedisCacheTTL       time.Duration `envconfig:"AUTHGATE_REDIS_CACHE_TTL" default:"0s" desc:"how long a replica may reuse a session it read from Redis (0: every request reads Redis); see the README for the trade-off"`
 	RedisCAFile         string        `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots"`
 
+	TraceTrustClient string `envconfig:"AUTHGATE_TRACE_TRUST_CLIENT" default:"trusted-proxies" desc:"whose W3C traceparent is continued: never, trusted-proxies (peers in AUTHGATE_TRUSTED_PROXIES) or always; an untrusted one is dropped (tracing is configured by the standard OTEL_* variables)"`
+	AccessLog        bool   `envconfig:"AUTHGATE_ACCESS_LOG" default:"false" desc:"write one structured line per request (method, path, status, bytes, durations, outcome, sub, request and trace id)"`
+	AccessLogQuery   bool   `envconfig:"AUTHGATE_ACCESS_LOG_QUERY" default:"false" desc:"include the query string in the access log path (never for authgate's own endpoints)"`
+
 	// Derived by Load; not read from the environment.
+	authParams    url.Values
 	cookieKeys    [][]byte
 	logLevel      slog.Level
 	publicPaths   *access.PublicPaths
 	policy        *access.Policy
+	routes        *access.Routes
 	trusted       *access.TrustedProxies
 	redirectHosts *access.RedirectHosts
+	traceTrust    proxy.TraceTrust
+	tracing       tracingConfig
 }
 
 // loadConfig reads the environment and returns the config or an error listing
@@ -262,6 +278,18 @@ func (c *Config) validate() []error {
 	if len(c.Scopes) == 0 || !contains(c.Scopes, "openid") {
 		add("AUTHGATE_SCOPES: must include openid")
 	}
+	if err := idp.CheckPrompt(c.Prompt); err != nil {
+		for _, e := range unjoin(err) {
+			add("AUTHGATE_PROMPT: %v", e)
+		}
+	}
+	if params, err := idp.ParseAuthParams(c.AuthParams); err != nil {
+		for _, e := range unjoin(err) {
+			add("AUTHGATE_AUTH_PARAMS: %v", e)
+		}
+	} else {
+		c.authParams = params
+	}
 	if c.GroupsClaim == "" {
 		add("AUTHGATE_GROUPS_CLAIM: must not be empty")
 	}
@@ -312,8 +340,74 @@ func (c *Config) validate() []error {
 	}
 	problems = append(problems, c.validateAccess()...)
 	problems = append(problems, c.validateRedis()...)
+	problems = append(problems, c.validateTelemetry()...)
 	// Sort for a stable message; map iteration above is random.
 	sortErrors(problems)
+	return problems
+}
+
+// validateRoutes reads and compiles AUTHGATE_ROUTES_FILE or
+// AUTHGATE_ROUTES, one problem per route error. Routes replace the public
+// paths and allow-lists, so setting both kinds is an error naming both.
+func (c *Config) validateRoutes() []error {
+	var problems []error
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	var key string
+	var src []byte
+	switch {
+	case c.RoutesFile != "" && c.Routes != "":
+		add("AUTHGATE_ROUTES and AUTHGATE_ROUTES_FILE: set one, not both")
+		return problems
+	case c.RoutesFile != "":
+		key = "AUTHGATE_ROUTES_FILE"
+		b, err := os.ReadFile(c.RoutesFile)
+		if err != nil {
+			add("%s: read routes: %w", key, err)
+			return problems
+		}
+		src = b
+	case c.Routes != "":
+		key, src = "AUTHGATE_ROUTES", []byte(c.Routes)
+	default:
+		return nil
+	}
+	var legacy []string
+	for _, v := range []struct {
+		key  string
+		list []string
+	}{
+		{"AUTHGATE_PUBLIC_PATHS", c.PublicPaths},
+		{"AUTHGATE_ALLOWED_EMAILS", c.AllowedEmails},
+		{"AUTHGATE_ALLOWED_EMAIL_DOMAINS", c.AllowedEmailDomains},
+		{"AUTHGATE_ALLOWED_GROUPS", c.AllowedGroups},
+	} {
+		if len(v.list) > 0 {
+			legacy = append(legacy, v.key)
+		}
+	}
+	if len(legacy) > 0 {
+		add("%s and %s: routes replace the public paths and allow-lists; write them as routes (README: Routes) and set only one kind",
+			key, strings.Join(legacy, ", "))
+	}
+	specs, err := access.ParseRouteSpecs(src)
+	if err != nil {
+		add("%s: %w", key, err)
+		return problems
+	}
+	routes, err := access.CompileRoutes(specs)
+	if err != nil {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				add("%s: %w", key, e)
+			}
+		} else {
+			add("%s: %w", key, err)
+		}
+		return problems
+	}
+	if len(legacy) == 0 {
+		c.routes, c.publicPaths, c.policy = routes, nil, nil
+	}
 	return problems
 }
 
@@ -323,7 +417,7 @@ func (c *Config) validateAccess() []error {
 	var problems []error
 	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	for _, list := range []*[]string{&c.PublicPaths, &c.AllowedEmails, &c.AllowedEmailDomains, &c.AllowedGroups,
-		&c.BearerAudiences, &c.TrustedProxies, &c.AllowedRedirectHosts} {
+		&c.BearerAudiences, &c.TrustedProxies, &c.AllowedRedirectHosts, &c.PassRoutingHeaders} {
 		*list = trimList(*list)
 	}
 
@@ -348,6 +442,7 @@ func (c *Config) validateAccess() []error {
 	if c.policy, err = access.NewPolicy(c.AllowedEmails, c.AllowedEmailDomains, c.AllowedGroups); err != nil {
 		c.policy = nil
 	}
+	problems = append(problems, c.validateRoutes()...)
 	for _, aud := range c.BearerAudiences {
 		switch {
 		case aud == "":
@@ -360,6 +455,9 @@ func (c *Config) validateAccess() []error {
 	}
 	if c.trusted, err = access.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		add("AUTHGATE_TRUSTED_PROXIES: %v", err)
+	}
+	if err := upstream.CheckRoutingHeaders(c.PassRoutingHeaders); err != nil {
+		add("AUTHGATE_PASS_ROUTING_HEADERS: %v", err)
 	}
 
 	// The post-login redirect may name AUTHGATE_REDIRECT_URL's own origin
@@ -485,6 +583,11 @@ Environment variables (a secret may also be given as a file with the _FILE varia
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Description)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, `
+Tracing (OpenTelemetry, off unless an OTLP endpoint is set) reads the standard variables:
+  %s
+and the exporter's other OTEL_EXPORTER_OTLP_* and OTEL_BSP_* variables.
+`, strings.Join(otelVariables, "\n  "))
 }
 
 // configVariable describes one environment variable.
@@ -547,4 +650,23 @@ func (c *Config) validateRedis() []error {
 		add("AUTHGATE_REDIS_CACHE_TTL: %s is outside 0 to 1m", c.RedisCacheTTL)
 	}
 	return problems
+}
+
+// validateTelemetry checks AUTHGATE_TRACE_TRUST_CLIENT and the OTEL_*
+// variables of tracing.
+func (c *Config) validateTelemetry() []error {
+	var problems []error
+	switch c.TraceTrustClient {
+	case "trusted-proxies":
+		c.traceTrust = proxy.TraceTrustProxies
+	case "never":
+		c.traceTrust = proxy.TraceTrustNever
+	case "always":
+		c.traceTrust = proxy.TraceTrustAlways
+	default:
+		problems = append(problems, fmt.Errorf("AUTHGATE_TRACE_TRUST_CLIENT: %q is not never, trusted-proxies or always", c.TraceTrustClient))
+	}
+	var errs []error
+	c.tracing, errs = validateTracing(os.Getenv)
+	return append(problems, errs...)
 }

@@ -16,6 +16,10 @@ func setEnv(t *testing.T, env map[string]string) {
 		t.Setenv(v.Name, "")
 		os.Unsetenv(v.Name)
 	}
+	for _, k := range otelVariables {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
@@ -62,6 +66,8 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 		"AUTHGATE_TLS_CERT_FILE":           "/x.pem",
 		"AUTHGATE_SCOPES":                  "email",
 		"AUTHGATE_UPSTREAM_MAX_IDLE_CONNS": "lots",
+		"AUTHGATE_PROMPT":                  "none consent",
+		"AUTHGATE_AUTH_PARAMS":             "access_type=offline&redirect_uri=https://evil.example&scope=x",
 	})
 	_, err := loadConfig()
 	if err == nil {
@@ -73,6 +79,9 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 		"AUTHGATE_COOKIE_SECRET:", "AUTHGATE_REDIRECT_URL:", "AUTHGATE_SESSION_TTL:", "AUTHGATE_COOKIE_SECURE:",
 		"AUTHGATE_LOG_FORMAT:", "AUTHGATE_TLS_CERT_FILE and AUTHGATE_TLS_KEY_FILE", "AUTHGATE_SCOPES:",
 		"AUTHGATE_UPSTREAM_MAX_IDLE_CONNS:",
+		`AUTHGATE_PROMPT: "none" cannot be combined`,
+		`AUTHGATE_AUTH_PARAMS: parameter "redirect_uri" is set by authgate itself`,
+		`AUTHGATE_AUTH_PARAMS: parameter "scope" is set by authgate itself (use AUTHGATE_SCOPES)`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
@@ -193,5 +202,24 @@ func TestUnknownCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"bogus"}, &stdout, &stderr); code != 2 {
 		t.Errorf("exit code %d, want 2", code)
+	}
+}
+
+func TestLoadConfigPassRoutingHeaders(t *testing.T) {
+	env := validEnv()
+	env["AUTHGATE_PASS_ROUTING_HEADERS"] = "X-HTTP-Method-Override, x_original_url"
+	setEnv(t, env)
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if got := strings.Join(cfg.PassRoutingHeaders, ","); got != "X-HTTP-Method-Override,x_original_url" {
+		t.Errorf("PassRoutingHeaders = %q", got)
+	}
+	env["AUTHGATE_PASS_ROUTING_HEADERS"] = "X-HTTP-Method-Override,X-Forwarded-User"
+	setEnv(t, env)
+	_, err = loadConfig()
+	if err == nil || !strings.Contains(err.Error(), "AUTHGATE_PASS_ROUTING_HEADERS:") || !strings.Contains(err.Error(), `"X-Forwarded-User"`) {
+		t.Errorf("loadConfig with X-Forwarded-User in AUTHGATE_PASS_ROUTING_HEADERS: %v, want an error naming the variable and the header", err)
 	}
 }

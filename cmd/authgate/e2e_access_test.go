@@ -236,7 +236,7 @@ func TestBearerE2E(t *testing.T) {
 	other := exchangeForJWT(t, g, opaque, "api-9")
 
 	// authgate's own ID token, as it travels in the browser at sign-out.
-	signOut := b.request("GET", g.URL+"/oauth2/sign_out", nil)
+	signOut := b.request("GET", g.URL+"/oauth2/sign_out", sameOriginLink)
 	readBody(t, signOut)
 	loc, _ := url.Parse(signOut.Header.Get("Location"))
 	idToken := loc.Query().Get("id_token_hint")

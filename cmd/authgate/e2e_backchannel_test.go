@@ -191,7 +191,7 @@ func TestBackchannelLogoutAtSignOut(t *testing.T) {
 	b, cookie := r.signIn(r.a)
 	// a → end_session → back to a's "/" without a session → login, and
 	// the provider asks for the password again: its session ended too.
-	resp := b.navigate(r.a.URL + "/oauth2/sign_out")
+	resp := b.navigateFrom(r.a.URL+"/oauth2/sign_out", "same-origin")
 	page := readBody(t, resp)
 	if resp.StatusCode != http.StatusOK || !demoLoginIDRe.MatchString(page) {
 		t.Errorf("after sign-out: %d at %s, want the provider's login page", resp.StatusCode, resp.Request.URL)

@@ -129,7 +129,7 @@ func TestRedisSignOutDeletesSession(t *testing.T) {
 	b, cookie := r.signIn(r.a)
 	ws := openWebSocket(t, r.b, cookie)
 
-	resp := b.request("GET", r.a.URL+"/oauth2/sign_out", nil)
+	resp := b.request("GET", r.a.URL+"/oauth2/sign_out", sameOriginLink)
 	signedOut := time.Now()
 	readBody(t, resp)
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, r.issuer+"end_session?") {
@@ -240,7 +240,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 	// A sign-out that cannot reach the session must not pretend: clearing
 	// the cookie alone would leave the session alive for any copy of it.
-	resp := rawRequest(t, "GET", r.a.URL+"/oauth2/sign_out", cookie, navHeader)
+	resp := rawRequest(t, "GET", r.a.URL+"/oauth2/sign_out", cookie, sameOriginLink)
 	readBody(t, resp)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("sign_out with Redis down = %d Location %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Location"))
@@ -278,7 +278,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	// Now the sign-out goes through, and the session is gone.
-	resp = rawRequest(t, "GET", r.a.URL+"/oauth2/sign_out", cookie, navHeader)
+	resp = rawRequest(t, "GET", r.a.URL+"/oauth2/sign_out", cookie, sameOriginLink)
 	readBody(t, resp)
 	if resp.StatusCode != http.StatusFound {
 		t.Errorf("sign_out after Redis came back = %d, want 302", resp.StatusCode)

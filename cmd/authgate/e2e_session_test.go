@@ -282,7 +282,7 @@ func TestSignOut(t *testing.T) {
 	readBody(t, b.signIn(g, g.URL+"/"))
 	captured := b.cookieHeader(g)
 
-	resp := b.request("GET", g.URL+"/oauth2/sign_out", nil)
+	resp := b.request("GET", g.URL+"/oauth2/sign_out", sameOriginLink)
 	readBody(t, resp)
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("sign_out status %d", resp.StatusCode)
@@ -393,7 +393,7 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 	g.clock.Advance(4*time.Minute + 30*time.Second)
 	readBody(t, b.request("GET", g.URL+"/r", map[string]string{"Accept": "application/json"}))
 	secrets = append(secrets, strings.TrimPrefix(g.upstream.last().Header.Get("Authorization"), "Bearer "))
-	readBody(t, b.request("GET", g.URL+"/oauth2/sign_out", nil))
+	readBody(t, b.request("GET", g.URL+"/oauth2/sign_out", sameOriginLink))
 
 	logs := g.logs.String()
 	if !strings.Contains(logs, `"msg":"login"`) {

@@ -36,6 +36,8 @@ type testOP struct {
 	editDiscovery func(doc map[string]any)
 	grants        sync.Map // grant_type → *atomic.Int64
 	revoke        atomic.Int64
+	// traceparents holds the last traceparent header per path.
+	traceparents sync.Map
 }
 
 var opClientSeq atomic.Int64
@@ -61,6 +63,9 @@ func startOP(t *testing.T, redirectURL string) (op *testOP, clientID, secret str
 		}
 		if r.URL.Path == "/revoke" {
 			op.revoke.Add(1)
+		}
+		if tp := r.Header.Get("Traceparent"); tp != "" {
+			op.traceparents.Store(r.URL.Path, tp)
 		}
 		if op.editDiscovery != nil && r.URL.Path == "/.well-known/openid-configuration" {
 			rec := httptest.NewRecorder()
@@ -239,6 +244,10 @@ func startGateWith(t *testing.T, ln net.Listener, env map[string]string, op *tes
 		t.Setenv(v.Name, "")
 		os.Unsetenv(v.Name)
 	}
+	for _, k := range otelVariables {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
@@ -314,9 +323,17 @@ func newBrowser(t *testing.T) *browser {
 // navigate GETs url like a top-level navigation, following redirects.
 func (b *browser) navigate(rawURL string) *http.Response {
 	b.t.Helper()
+	return b.navigateFrom(rawURL, "none")
+}
+
+// navigateFrom is navigate with the Sec-Fetch-Site a browser would send:
+// "none" for a typed URL, "same-origin" for a link on the site's own page.
+func (b *browser) navigateFrom(rawURL, site string) *http.Response {
+	b.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, rawURL, nil)
 	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
 	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Site", site)
 	resp, err := b.Do(req)
 	if err != nil {
 		b.t.Fatalf("GET %s: %v", rawURL, err)

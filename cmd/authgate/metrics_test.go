@@ -14,7 +14,7 @@ import (
 )
 
 // metricsGate is a gate that has served a login, with a watched secret
-// file, so that every metric family has series.
+// file and a route, so that every metric family has series.
 func metricsGate(t *testing.T) *gate {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "cookie_secret")
@@ -24,6 +24,7 @@ func metricsGate(t *testing.T) *gate {
 	g := startGate(t, func(env map[string]string) {
 		delete(env, "AUTHGATE_COOKIE_SECRET")
 		env["AUTHGATE_COOKIE_SECRET_FILE"] = file
+		env["AUTHGATE_ROUTES"] = `[{match: /, allow: 'true'}]`
 	})
 	readBody(t, newBrowser(t).signIn(g, g.URL+"/"))
 	return g

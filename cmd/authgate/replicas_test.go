@@ -199,6 +199,11 @@ var apiHeader = map[string]string{"Accept": "application/json"}
 // navHeader is what a browser navigation sends.
 var navHeader = map[string]string{"Accept": "text/html", "Sec-Fetch-Mode": "navigate"}
 
+// sameOriginLink is what a browser sends for a click on a link of the
+// application's own pages (the whoami page's "Sign out"): sign-out ends the
+// session at once only for such a request (or a typed URL, or a POST).
+var sameOriginLink = map[string]string{"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin"}
+
 // send sends one request with cookie and returns its status, the
 // Retry-After header and the body.
 func send(t *testing.T, method, rawURL, cookie string, header map[string]string) (int, string, string) {

@@ -74,31 +74,9 @@ func ParsePublicPaths(list []string) (*PublicPaths, error) {
 // parsePublicPattern validates one entry and returns it in the form given
 // to ServeMux ("GET /static/" or "/healthz").
 func parsePublicPattern(entry string) (string, error) {
-	fields := strings.Fields(entry)
-	var method, path string
-	switch len(fields) {
-	case 1:
-		path = fields[0]
-	case 2:
-		method, path = fields[0], fields[1]
-		if !validMethod(method) {
-			return "", fmt.Errorf("method %q is not an upper-case HTTP method", method)
-		}
-	default:
-		return "", fmt.Errorf("want [METHOD ]/path")
-	}
-	if strings.ContainsAny(path, "{}") {
-		return "", fmt.Errorf("wildcards are not supported")
-	}
-	if !strings.HasPrefix(path, "/") {
-		return "", fmt.Errorf("host patterns are not supported; the path must start with /")
-	}
-	canon, err := NormalizePath(path)
+	method, path, err := parsePattern(entry)
 	if err != nil {
-		return "", fmt.Errorf("check pattern path: %w", err)
-	}
-	if canon != path {
-		return "", fmt.Errorf("path is not canonical: write %q", canon)
+		return "", err
 	}
 	if path == "/" {
 		// "/" is a subtree pattern for the whole URL space: it would make
@@ -109,6 +87,38 @@ func parsePublicPattern(entry string) (string, error) {
 		return path, nil
 	}
 	return method + " " + path, nil
+}
+
+// parsePattern validates "[METHOD ]PATH" in the restricted ServeMux syntax
+// shared by public paths and routes: an upper-case method, a canonical
+// absolute path, no host and no wildcards.
+func parsePattern(entry string) (method, path string, err error) {
+	fields := strings.Fields(entry)
+	switch len(fields) {
+	case 1:
+		path = fields[0]
+	case 2:
+		method, path = fields[0], fields[1]
+		if !validMethod(method) {
+			return "", "", fmt.Errorf("method %q is not an upper-case HTTP method", method)
+		}
+	default:
+		return "", "", fmt.Errorf("want [METHOD ]/path")
+	}
+	if strings.ContainsAny(path, "{}") {
+		return "", "", fmt.Errorf("wildcards are not supported")
+	}
+	if !strings.HasPrefix(path, "/") {
+		return "", "", fmt.Errorf("host patterns are not supported; the path must start with /")
+	}
+	canon, err := NormalizePath(path)
+	if err != nil {
+		return "", "", fmt.Errorf("check pattern path: %w", err)
+	}
+	if canon != path {
+		return "", "", fmt.Errorf("path is not canonical: write %q", canon)
+	}
+	return method, path, nil
 }
 
 // validMethod reports whether m is a plausible HTTP method: 1 to 32

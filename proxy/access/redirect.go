@@ -40,17 +40,22 @@ const maxDecodeLayers = 4
 //     query: the query cannot change the host, and deep links such as
 //     "/search?q=a%20b&next=//x" must survive.
 //
-// The fragment is dropped (browsers never send one, so a real deep link has
-// none). Printable ASCII that RFC 3986 forbids but that is harmless once
-// encoded (`"<>^{|}` and the backquote) is percent-encoded in the query and
-// refused in the path. The result therefore consists of RFC 3986 characters
-// only.
+// The query and the fragment are kept exactly as given ("/foo?" stays
+// "/foo?", "/app/#/settings" keeps its hash route: single-page apps build
+// deep links from location.pathname + search + hash). The fragment follows
+// the query's rules but takes no part in the same-origin check: a browser
+// never leaves the origin for a fragment, so "/#//evil.com" is kept as it
+// is. Printable ASCII that RFC 3986 forbids but that is harmless once
+// encoded (`"<>^{|}` and the backquote, and a second "#") is
+// percent-encoded in the query and fragment and refused in the path. The
+// result therefore consists of RFC 3986 characters only.
 //
-// Callers should set the Location header to the result directly. Passing it
-// to http.Redirect is equivalent: the result has no dot segments and no "//"
-// in its path, so http.Redirect's path.Clean leaves it byte-for-byte
-// unchanged; TestSafeRedirectHTTPRedirectEquivalence proves that for every
-// table case and FuzzSafeRedirect for every fuzzed input.
+// Callers must set the Location header to the result directly. Passing a
+// result without a fragment to http.Redirect is equivalent: it has no dot
+// segments and no "//" in its path, so http.Redirect's path.Clean leaves it
+// byte-for-byte unchanged (TestSafeRedirectHTTPRedirectEquivalence and
+// FuzzSafeRedirect prove it). With a fragment it is not: http.Redirect
+// cleans "/a#/../b" into "/b".
 func SafeRedirect(rd string) string {
 	if s, err := safeRelative(rd); err == nil {
 		return s
@@ -74,26 +79,36 @@ func safeRelative(rd string) (string, error) {
 	if len(rd) > maxRedirectLen {
 		return "", unsafeRedirect("too long")
 	}
-	if i := strings.IndexByte(rd, '#'); i >= 0 {
-		rd = rd[:i]
-	}
+	// The fragment is split off first: it takes no part in the check of
+	// where the target leads ("/#//evil.com" stays on this origin), so a
+	// "?" or "//" inside it is the fragment's own business.
+	rd, frag, hasFrag := strings.Cut(rd, "#")
 	p, q, hasQuery := strings.Cut(rd, "?")
 	if err := checkRedirectPath(p); err != nil {
 		return "", err
 	}
-	if !hasQuery || q == "" {
-		return p, nil
+	out := p
+	if hasQuery {
+		// An empty query is kept too: "/foo?" is what the user had.
+		eq, err := checkRedirectQuery(q, false)
+		if err != nil {
+			return "", err
+		}
+		out += "?" + eq
 	}
-	eq, err := checkRedirectQuery(q)
-	if err != nil {
-		return "", err
+	if hasFrag {
+		ef, err := checkRedirectQuery(frag, true)
+		if err != nil {
+			return "", err
+		}
+		out += "#" + ef
 	}
-	if len(p)+1+len(eq) > maxRedirectLen {
-		// Encoding lengthened the query past the limit; refusing keeps
+	if len(out) > maxRedirectLen {
+		// Encoding lengthened the target past the limit; refusing keeps
 		// SafeRedirect(SafeRedirect(x)) == SafeRedirect(x).
 		return "", unsafeRedirect("too long")
 	}
-	return p + "?" + eq, nil
+	return out, nil
 }
 
 // checkRedirectPath enforces SafeRedirect's path rules on p, the part before
@@ -161,14 +176,19 @@ func checkDecodedPath(s string) error {
 }
 
 // checkRedirectQuery enforces SafeRedirect's query rules on q (without the
-// "?") and returns it with forbidden-but-harmless ASCII percent-encoded.
-func checkRedirectQuery(q string) (string, error) {
+// "?") and returns it with forbidden-but-harmless ASCII percent-encoded. The
+// same rules hold for a fragment (RFC 3986 gives both the same characters),
+// where a second "#", which WHATWG URLs keep as part of the fragment, is
+// percent-encoded as well.
+func checkRedirectQuery(q string, fragment bool) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(q); i++ {
 		c := q[i]
 		switch {
 		case isPchar(c) || c == '/' || c == '?':
 			b.WriteByte(c)
+		case fragment && c == '#':
+			b.WriteString("%23")
 		case c == '%':
 			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
 				return "", unsafeRedirect("malformed percent-encoding in query")
@@ -303,15 +323,14 @@ func (h *RedirectHosts) allowed(host, port, defaultPort string) bool {
 // the list, with no userinfo, no percent-encoding in the host, no
 // backslash, whitespace, control or non-ASCII byte anywhere, and a path and
 // query that SafeRedirect would keep unchanged (an empty path becomes "/").
-// The fragment is dropped; scheme and host are lower-cased. Otherwise it
+// The fragment is kept when SafeRedirect would keep it unchanged; scheme and
+// host are lower-cased. Otherwise it
 // returns "" and false, as it does on a nil receiver.
 func (h *RedirectHosts) SafeAbsolute(rd string) (string, bool) {
 	if h == nil || len(rd) > maxRedirectLen {
 		return "", false
 	}
-	if i := strings.IndexByte(rd, '#'); i >= 0 {
-		rd = rd[:i]
-	}
+	rd, frag, hasFrag := strings.Cut(rd, "#")
 	for i := 0; i < len(rd); i++ {
 		c := rd[i]
 		if !(isPchar(c) || c == '/' || c == '?' || c == '%' || c == '[' || c == ']') {
@@ -348,8 +367,11 @@ func (h *RedirectHosts) SafeAbsolute(rd string) (string, bool) {
 	if pathQuery == "" || pathQuery[0] == '?' {
 		pathQuery = "/" + pathQuery
 	}
+	if hasFrag {
+		pathQuery += "#" + frag
+	}
 	safe, err := safeRelative(pathQuery)
-	if err != nil || safe != pathQuery && safe+"?" != pathQuery {
+	if err != nil || safe != pathQuery {
 		return "", false
 	}
 	return scheme + "://" + hostport + safe, true

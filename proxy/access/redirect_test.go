@@ -31,9 +31,23 @@ var redirectCases = []struct {
 	{"encoded inner space", "/my%20file", "/my%20file"},
 	{"single encoded slash mid-segment", "/a%2Fb", "/a%2Fb"},
 	{"literal percent", "/100%25", "/100%25"},
-	{"fragment dropped", "/a?x=1#frag", "/a?x=1"},
-	{"fragment that looks like a host dropped", "/a#//evil.com", "/a"},
-	{"empty query dropped", "/a?", "/a"},
+	{"fragment kept", "/a?x=1#frag", "/a?x=1#frag"},
+	{"fragment that looks like a host kept on our origin", "/a#//evil.com", "/a#//evil.com"},
+	{"root fragment that looks like a host", "/#//evil.com", "/#//evil.com"},
+	{"root fragment with backslashes refused", `/#\evil.com`, "/"},
+	{"hash route", "/app/#/settings/profile", "/app/#/settings/profile"},
+	{"hash route with its own query", "/some/deep/link?x=1#/settings/profile?tab=2", "/some/deep/link?x=1#/settings/profile?tab=2"},
+	{"hashbang route", "/#!/inbox/42", "/#!/inbox/42"},
+	{"fragment with encoded characters", "/a#caf%C3%A9%20x", "/a#caf%C3%A9%20x"},
+	{"fragment with scheme-like text", "/a#javascript:alert(1)", "/a#javascript:alert(1)"},
+	{"fragment with dot segments", "/a#/../../b", "/a#/../../b"},
+	{"empty fragment kept", "/a#", "/a#"},
+	{"empty query kept", "/a?", "/a?"},
+	{"empty query and fragment kept", "/foo?#bar", "/foo?#bar"},
+	{"second hash in fragment encoded", "/a#b#c", "/a#b%23c"},
+	{"pipe in fragment encoded", "/a#x|y", "/a#x%7Cy"},
+	{"fragment cannot rescue a bad path", "//evil.com#/a", "/"},
+	{"fragment before a path-like query", "/a#?next=//evil.com", "/a#?next=//evil.com"},
 	{"pipe in query encoded", "/a?x=a|b", "/a?x=a%7Cb"},
 	{"quotes and brackets in query encoded", `/a?x="<b>"{}`, "/a?x=%22%3Cb%3E%22%7B%7D"},
 
@@ -149,6 +163,14 @@ var redirectCases = []struct {
 	{"forbidden ASCII in path", "/a|b", "/"},
 	{"raw non-ASCII in query", "/a?x=é", "/"},
 	{"raw space in query", "/a?x=a b", "/"},
+	{"raw space in fragment", "/a#x y", "/"},
+	{"raw CRLF in fragment", "/a#x\r\nSet-Cookie:x=1", "/"},
+	{"encoded CRLF in fragment", "/a#x%0d%0aSet-Cookie:x=1", "/"},
+	{"encoded backslash in fragment", "/a#%5c", "/"},
+	{"raw non-ASCII in fragment", "/a#é", "/"},
+	{"NUL in fragment", "/a#\x00", "/"},
+	{"bad escape in fragment", "/a#%zz", "/"},
+	{"too long once the fragment is encoded", "/a#" + strings.Repeat("|", maxRedirectLen/3), "/"},
 }
 
 func TestSafeRedirect(t *testing.T) {
@@ -172,12 +194,32 @@ func TestSafeRedirectStaysOnOrigin(t *testing.T) {
 }
 
 // TestSafeRedirectHTTPRedirectEquivalence proves that http.Redirect writes
-// SafeRedirect's result into Location unchanged, whatever the current path.
+// SafeRedirect's result, up to any fragment, into Location unchanged,
+// whatever the current path. (With a fragment it does not, which is why
+// callers set Location themselves.)
 func TestSafeRedirectHTTPRedirectEquivalence(t *testing.T) {
 	for _, tc := range redirectCases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkHTTPRedirect(t, SafeRedirect(tc.in))
+			checkHTTPRedirect(t, withoutFragment(SafeRedirect(tc.in)))
 		})
+	}
+}
+
+func withoutFragment(loc string) string {
+	loc, _, _ = strings.Cut(loc, "#")
+	return loc
+}
+
+// TestSafeRedirectFragmentNeverDecides: whatever follows "#", the target
+// resolves to the path before it, on our origin.
+func TestSafeRedirectFragmentNeverDecides(t *testing.T) {
+	for _, frag := range []string{"//evil.com", "https://evil.com/", "@evil.com", "%2F%2Fevil.com", "/../../../evil"} {
+		out := SafeRedirect("/p?q=1#" + frag)
+		checkSameOrigin(t, out)
+		u, err := url.Parse(out)
+		if err != nil || u.Path != "/p" || u.RawQuery != "q=1" {
+			t.Errorf("SafeRedirect(%q) = %q: path %q query %q, want /p and q=1", "/p?q=1#"+frag, out, u.Path, u.RawQuery)
+		}
 	}
 }
 
@@ -237,8 +279,9 @@ func strictRedirectCheck(loc string) bool {
 	if loc == "/" {
 		return true
 	}
-	for i := 0; i < len(loc); i++ {
-		c := loc[i]
+	loc, frag, _ := strings.Cut(loc, "#")
+	for i := 0; i < len(loc)+len(frag); i++ {
+		c := (loc + frag)[i]
 		if c <= ' ' || c >= 0x7f || c == '\\' || c == '#' || strings.IndexByte(`"<>^{|}`+"`", c) >= 0 {
 			return false
 		}
@@ -270,7 +313,13 @@ func FuzzSafeRedirect(f *testing.F) {
 			t.Fatalf("SafeRedirect(%q) = %q, which fails the strict check", in, out)
 		}
 		checkSameOrigin(t, out)
-		checkHTTPRedirect(t, out)
+		checkHTTPRedirect(t, withoutFragment(out))
+		if i := strings.IndexByte(in, '#'); i >= 0 && out != "/" {
+			// The fragment never changes what the rest becomes.
+			if got, want := withoutFragment(out), SafeRedirect(in[:i]); got != want {
+				t.Fatalf("SafeRedirect(%q) = %q, whose part before # differs from SafeRedirect(%q) = %q", in, out, in[:i], want)
+			}
+		}
 		if again := SafeRedirect(out); again != out {
 			t.Fatalf("SafeRedirect(SafeRedirect(%q)) = %q, want %q", in, again, out)
 		}
@@ -332,7 +381,12 @@ func TestSafeAbsolute(t *testing.T) {
 		{"upper-case scheme, no path", "HTTPS://app.example.com", false, "https://app.example.com/"},
 		{"query without path", "https://app.example.com?x=1", false, "https://app.example.com/?x=1"},
 		{"explicit default port", "https://app.example.com:443/a", false, "https://app.example.com:443/a"},
-		{"fragment dropped", "https://app.example.com/a#frag", false, "https://app.example.com/a"},
+		{"fragment kept", "https://app.example.com/a#frag", false, "https://app.example.com/a#frag"},
+		{"hash route kept", "https://app.example.com/app/?x=1#/settings/profile", false, "https://app.example.com/app/?x=1#/settings/profile"},
+		{"fragment without path", "https://app.example.com#/x", false, "https://app.example.com/#/x"},
+		{"empty query kept", "https://app.example.com/a?", false, "https://app.example.com/a?"},
+		{"fragment that would be re-encoded", "https://app.example.com/a#x|y", false, ""},
+		{"fragment with a space", "https://app.example.com/a#x y", false, ""},
 		{"other port", "https://app.example.com:8443/a", false, ""},
 		{"http refused by default", "http://app.example.com/", false, ""},
 		{"http with insecure", "http://app.example.com/", true, "http://app.example.com/"},

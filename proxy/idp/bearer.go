@@ -137,6 +137,11 @@ func (p *Provider) VerifyBearer(ctx context.Context, token string, audiences []s
 	}
 	id := c.identity(idt.Subject, p.groupsClaim)
 	id.IssuedAt = idt.IssuedAt
+	if p.keepClaims {
+		if id.Claims, err = mergeClaims(c.Rest, nil); err != nil {
+			return nil, tokenError("malformed claims", err)
+		}
+	}
 	return id, nil
 }
 

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 var (
@@ -22,6 +25,11 @@ var (
 	// verification: bad signature, issuer, audience, nonce, expiry, azp,
 	// at_hash or subject mismatch. The login must not proceed.
 	ErrInvalidToken = errors.New("idp: invalid token")
+	// ErrIssuerMismatch reports an authorization response whose "iss"
+	// parameter is missing where the provider promised it, or names another
+	// issuer (RFC 9207): a possible mix-up attack. The code must not be
+	// redeemed.
+	ErrIssuerMismatch = errors.New("idp: authorization response issuer mismatch")
 	// ErrUnavailable reports a transient fault talking to the provider:
 	// network error, timeout or a 5xx answer. Sessions must be kept.
 	ErrUnavailable = errors.New("idp: provider unavailable")
@@ -45,12 +53,25 @@ type Options struct {
 	RedirectURL string
 	// Scopes requested at login; nil means openid, email, profile.
 	Scopes []string
+	// Prompt is the OpenID Connect "prompt" parameter (Core 3.1.2.1) sent
+	// with every login, checked by CheckPrompt; empty sends none.
+	// node-oidc-provider grants offline_access only with "consent".
+	Prompt string
+	// AuthParams are extra authorization request parameters, such as
+	// access_type=offline (Google), audience (Auth0) or resource (RFC 8707),
+	// checked by CheckAuthParams; nil sends none.
+	AuthParams url.Values
 	// GroupsClaim names the claim holding the user's groups; empty means "groups".
 	GroupsClaim string
 	// NeedGroups asks userinfo for the groups when the ID token lacks the
 	// GroupsClaim (set it when access depends on groups); false asks
 	// userinfo only for a missing email.
 	NeedGroups bool
+	// KeepClaims puts every claim of the ID token, completed by userinfo
+	// (then always asked), into Identity.Claims, and a bearer token's
+	// claims into its Identity.Claims; for route rules that read claims.
+	// False leaves Claims empty.
+	KeepClaims bool
 	// HTTPClient makes every call to the provider; nil means a client with a
 	// 10 s timeout on http.DefaultTransport.
 	HTTPClient *http.Client
@@ -62,6 +83,11 @@ type Options struct {
 	// between failed discovery attempts; zero means 1 s and 30 s.
 	DiscoveryRetryMin time.Duration
 	DiscoveryRetryMax time.Duration
+	// TracerProvider, when set, wraps every call to the provider in a
+	// client span (idp.discovery, idp.token, idp.userinfo, idp.jwks,
+	// idp.revocation) and sends the W3C trace context to the provider; nil
+	// traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Identity is who the user is, from the verified ID token and, when the ID
@@ -77,6 +103,12 @@ type Identity struct {
 	SessionID string
 	// IssuedAt is the ID token's "iat".
 	IssuedAt time.Time
+	// Claims, with Options.KeepClaims, are the user's claims as a JSON
+	// object: the ID token's, completed by userinfo's for names the ID
+	// token lacks (or a bearer token's own), without the ones that only
+	// validate a token (exp, iat, nbf, nonce, jti, at_hash, c_hash,
+	// s_hash). Empty otherwise.
+	Claims string
 }
 
 // Tokens are what the token endpoint returned.

@@ -13,4 +13,5 @@ const (
 	keySubject                  = "sub"
 	keyTokens                   = "tokens"
 	keyUserinfo                 = "userinfo"
+	keyHint                     = "hint"
 )

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,8 +38,11 @@ type Provider struct {
 	redirectURL  string
 	issuer       string
 	scopes       []string
+	prompt       string
+	authParams   url.Values
 	groupsClaim  string
 	needGroups   bool
+	keepClaims   bool
 	retryMin     time.Duration
 	retryMax     time.Duration
 	log          *slog.Logger
@@ -53,17 +57,24 @@ type Provider struct {
 	apiClient *http.Client
 
 	state atomic.Pointer[discovered]
+
+	// noRefreshWarned makes the "no refresh token" warning appear once per
+	// process, not at every login.
+	noRefreshWarned sync.Once
 }
 
 // discovered is everything learnt from the discovery document; it is built
 // once and never modified, except for the bearer verifier, built on first
 // use under bearerOnce.
 type discovered struct {
-	provider    *oidc.Provider
-	verifier    *oidc.IDTokenVerifier
-	oauth       *oauth2.Config
-	meta        metadata
-	revokeStyle oauth2.AuthStyle
+	provider *oidc.Provider
+	verifier *oidc.IDTokenVerifier
+	// logoutVerifier is verifier without the exp and nbf checks, which
+	// VerifyLogoutToken makes itself: a logout token may lack exp.
+	logoutVerifier *oidc.IDTokenVerifier
+	oauth          *oauth2.Config
+	meta           metadata
+	revokeStyle    oauth2.AuthStyle
 
 	bearerOnce sync.Once
 	bearer     *bearerVerifier
@@ -85,6 +96,9 @@ type metadata struct {
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
 	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	CodeChallengeMethods              []string `json:"code_challenge_methods_supported"`
+	// AuthorizationResponseIss is RFC 9207 section 3: the provider sends
+	// "iss" with every authorization response.
+	AuthorizationResponseIss bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // New checks opts and returns a Provider that is not ready until Run has
@@ -103,6 +117,12 @@ func New(opts Options) (*Provider, error) {
 	if opts.Scopes != nil && !slices.Contains(opts.Scopes, oidc.ScopeOpenID) {
 		errs = append(errs, fmt.Errorf("scopes %q lack %q", opts.Scopes, oidc.ScopeOpenID))
 	}
+	if err := CheckPrompt(opts.Prompt); err != nil {
+		errs = append(errs, fmt.Errorf("prompt: %w", err))
+	}
+	if err := CheckAuthParams(opts.AuthParams); err != nil {
+		errs = append(errs, fmt.Errorf("auth params: %w", err))
+	}
 	if opts.DiscoveryRetryMin < 0 || opts.DiscoveryRetryMax < 0 {
 		errs = append(errs, errors.New("discovery retry bounds are negative"))
 	}
@@ -113,8 +133,11 @@ func New(opts Options) (*Provider, error) {
 		redirectURL:  opts.RedirectURL,
 		issuer:       opts.IssuerURL,
 		scopes:       slices.Clone(opts.Scopes),
+		prompt:       strings.Join(strings.Fields(opts.Prompt), " "),
+		authParams:   cloneValues(opts.AuthParams),
 		groupsClaim:  opts.GroupsClaim,
 		needGroups:   opts.NeedGroups,
+		keepClaims:   opts.KeepClaims,
 		retryMin:     opts.DiscoveryRetryMin,
 		retryMax:     opts.DiscoveryRetryMax,
 		log:          opts.Logger,
@@ -147,6 +170,16 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.client == nil {
 		p.client = &http.Client{Timeout: defaultHTTPTimeout, Transport: http.DefaultTransport}
+	}
+	if opts.TracerProvider != nil {
+		// A copy: the caller's client is left as it was.
+		traced := *p.client
+		base := traced.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		traced.Transport = &tracingTransport{base: base, tracer: opts.TracerProvider.Tracer(tracerName), p: p}
+		p.client = &traced
 	}
 	api := *p.client
 	base := api.Transport
@@ -279,6 +312,12 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		SupportedSigningAlgs: signingAlgs(meta.IDTokenSigningAlgs),
 		Now:                  p.now,
 	})
+	logoutVerifier := oidc.NewVerifier(p.issuer, keys, &oidc.Config{
+		ClientID:             p.clientID,
+		SupportedSigningAlgs: signingAlgs(meta.IDTokenSigningAlgs),
+		Now:                  p.now,
+		SkipExpiryCheck:      true,
+	})
 	tokenStyle := authStyle(meta.TokenEndpointAuthMethods, p.clientSecret)
 	revokeMethods := meta.RevocationEndpointAuthMethods
 	if len(revokeMethods) == 0 {
@@ -288,8 +327,9 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	endpoint := prov.Endpoint()
 	endpoint.AuthStyle = tokenStyle
 	return &discovered{
-		provider: prov,
-		verifier: verifier,
+		provider:       prov,
+		verifier:       verifier,
+		logoutVerifier: logoutVerifier,
 		oauth: &oauth2.Config{
 			ClientID:     p.clientID,
 			ClientSecret: p.clientSecret,
@@ -363,4 +403,23 @@ func authStyle(methods []string, secret string) oauth2.AuthStyle {
 
 func isLoopback(host string) bool {
 	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// truncate shortens s to at most n bytes, for logging values a client chose.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func cloneValues(v url.Values) url.Values {
+	if v == nil {
+		return nil
+	}
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = slices.Clone(vs)
+	}
+	return c
 }

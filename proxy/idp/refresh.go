@@ -44,11 +44,11 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken, subject string) (*
 			return nil, fmt.Errorf("refresh token: %w", err)
 		}
 		if idt.Subject != subject {
-			p.log.Warn("refreshed id token names another subject", keyIssuer, p.issuer)
+			p.log.WarnContext(ctx, "refreshed id token names another subject", keyIssuer, p.issuer)
 			return nil, fmt.Errorf("refresh token: %w: id token subject changed", ErrInvalidToken)
 		}
 	}
-	p.log.Debug("token refreshed", keySubject, subject, keyTokens, tokens)
+	p.log.DebugContext(ctx, "token refreshed", keySubject, subject, keyTokens, tokens)
 	return tokens, nil
 }
 

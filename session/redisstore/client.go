@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Connection defaults. They are short on purpose: when Redis is gone a
@@ -93,6 +94,11 @@ type ClientOptions struct {
 	// PoolSize is the number of connections per server; zero means the
 	// go-redis default (10 per GOMAXPROCS).
 	PoolSize int
+
+	// TracerProvider, when set, makes a client span of every command run
+	// for a traced request (its context holds a recording span); nil
+	// traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // NewClient returns a client for o: a *redis.Client for a URL, a failover
@@ -108,6 +114,7 @@ func NewClient(o ClientOptions) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, redact(err, o.Password, o.SentinelPassword, urlPassword(o.URL))
 		}
+		o.trace(c)
 		return c, nil
 	}
 	u := &redis.UniversalOptions{
@@ -131,7 +138,16 @@ func NewClient(o ClientOptions) (redis.UniversalClient, error) {
 	if o.PasswordFunc != nil {
 		u.CredentialsProvider = credentials(o.Username, o.PasswordFunc)
 	}
-	return redis.NewUniversalClient(u), nil
+	c := redis.NewUniversalClient(u)
+	o.trace(c)
+	return c, nil
+}
+
+// trace adds the tracing hook when o has a TracerProvider.
+func (o ClientOptions) trace(c redis.UniversalClient) {
+	if o.TracerProvider != nil {
+		c.AddHook(tracingHook{tracer: o.TracerProvider.Tracer(tracerName)})
+	}
 }
 
 // validate reports every problem with o, naming the settings involved.

@@ -2,12 +2,14 @@
 # Builds Ory Hydra v2.3.0 with SQLite (so that `hydra serve all --dev` runs with
 # DSN=memory) in a scratch module outside authgate's, so that none of Hydra's
 # dependencies enter our go.mod. The binary is cached: a second run on the same
-# machine prints its path at once. Usage: build.sh  (prints the binary's path)
+# machine prints its path at once. Usage: build.sh [--check]  (prints the
+# binary's path; --check fails instead of building when it is missing)
 set -euo pipefail
 version=v2.3.0
 cache="${AUTHGATE_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/authgate}"
 bin="$cache/hydra-$version/hydra"
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
+if [ "${1:-}" = --check ]; then echo "hydra $version is not built at $bin" >&2; exit 1; fi
 
 export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.3}"
 work=$(mktemp -d)

@@ -93,7 +93,28 @@ type Faults struct {
 	KeysUnavailable bool
 	// Token makes the token endpoint misbehave.
 	Token TokenFault
+	// ResponseIssuer, when set, replaces the "iss" parameter of
+	// authorization responses (RFC 9207), as a mix-up attack would.
+	ResponseIssuer string
+	// OmitResponseIssuer leaves "iss" out of authorization responses even
+	// when Options.ResponseIss is set.
+	OmitResponseIssuer bool
 }
+
+// RefreshPolicy chooses when a code exchange yields a refresh token.
+type RefreshPolicy int
+
+const (
+	// RefreshAlways issues a refresh token at every code exchange.
+	RefreshAlways RefreshPolicy = iota
+	// RefreshOfflineConsent issues one only when the authorization request
+	// had the offline_access scope and prompt=consent, as node-oidc-provider
+	// does with its defaults (OpenID Connect Core 11).
+	RefreshOfflineConsent
+	// RefreshAccessTypeOffline issues one only when the authorization
+	// request had access_type=offline, as Google documents.
+	RefreshAccessTypeOffline
+)
 
 // User is the one user every login signs in as.
 type User struct {
@@ -131,6 +152,12 @@ type Options struct {
 	// Discovery, when set, edits the discovery document before it is
 	// served (for example to delete "revocation_endpoint").
 	Discovery func(doc map[string]any)
+	// ResponseIss sends "iss" with every authorization response and
+	// advertises authorization_response_iss_parameter_supported (RFC 9207).
+	ResponseIss bool
+	// RefreshTokens chooses when a code exchange yields a refresh token;
+	// the zero value always does.
+	RefreshTokens RefreshPolicy
 	// Faults to inject from the start.
 	Faults Faults
 	// Now is the clock for iat and exp; nil means time.Now.
@@ -163,6 +190,7 @@ type Server struct {
 	refresh        map[string]grant
 	revoked        []string
 	issued         []string
+	authRequests   []url.Values
 }
 
 // grant is what an authorization code, access or refresh token stands for.
@@ -171,6 +199,8 @@ type grant struct {
 	challenge   string
 	nonce       string
 	sid         string
+	// offline is whether the grant may have a refresh token.
+	offline bool
 }
 
 const keyID = "idptest-1"
@@ -272,6 +302,14 @@ func (s *Server) Revoked() []string {
 	return slices.Clone(s.revoked)
 }
 
+// AuthRequests returns the query of every authorization request so far,
+// in order.
+func (s *Server) AuthRequests() []url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.authRequests)
+}
+
 // Issued returns every token issued so far (codes, access, refresh and ID
 // tokens), for tests asserting that none leaks into logs.
 func (s *Server) Issued() []string {
@@ -333,6 +371,9 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		"backchannel_logout_supported":          true,
 		"backchannel_logout_session_supported":  true,
 	}
+	if s.opts.ResponseIss {
+		doc["authorization_response_iss_parameter_supported"] = true
+	}
 	if s.opts.Discovery != nil {
 		s.opts.Discovery(doc)
 	}
@@ -360,18 +401,37 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "redirect_uri must be absolute", http.StatusBadRequest)
 		return
 	}
+	var offline bool
+	switch s.opts.RefreshTokens {
+	case RefreshAlways:
+		offline = true
+	case RefreshOfflineConsent:
+		offline = slices.Contains(strings.Fields(q.Get("scope")), "offline_access") &&
+			slices.Contains(strings.Fields(q.Get("prompt")), "consent")
+	case RefreshAccessTypeOffline:
+		offline = q.Get("access_type") == "offline"
+	}
 	code := s.newSecret()
 	s.mu.Lock()
+	s.authRequests = append(s.authRequests, q)
 	s.codes[code] = grant{
 		redirectURI: q.Get("redirect_uri"),
 		challenge:   q.Get("code_challenge"),
 		nonce:       q.Get("nonce"),
 		sid:         randomString(),
+		offline:     offline,
 	}
 	s.mu.Unlock()
 	rq := redirect.Query()
 	rq.Set("code", code)
 	rq.Set("state", q.Get("state"))
+	f := s.currentFaults()
+	switch {
+	case f.ResponseIssuer != "":
+		rq.Set("iss", f.ResponseIssuer)
+	case s.opts.ResponseIss && !f.OmitResponseIssuer:
+		rq.Set("iss", s.URL)
+	}
 	redirect.RawQuery = rq.Encode()
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
 }
@@ -449,7 +509,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.access[access] = g
 	s.mu.Unlock()
-	if grantType == "authorization_code" || !f.OmitRefreshToken {
+	if g.offline && (grantType == "authorization_code" || !f.OmitRefreshToken) {
 		refresh := s.newSecret()
 		s.mu.Lock()
 		s.refresh[refresh] = g

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -259,7 +260,7 @@ func (h *Handler) verifyBearer(w http.ResponseWriter, r *http.Request, token str
 	}
 	id := &upstream.Identity{
 		AccessToken:       token,
-		User:              ident.Subject,
+		User:              cmp.Or(ident.User, ident.Subject),
 		PreferredUsername: ident.PreferredUsername,
 		Groups:            ident.Groups,
 	}

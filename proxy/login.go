@@ -152,6 +152,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	s := &session.Session{
 		ID:                newID(),
 		Subject:           ident.Subject,
+		User:              userIfNotSubject(ident),
 		Email:             ident.Email,
 		EmailVerified:     ident.EmailVerified,
 		PreferredUsername: ident.PreferredUsername,
@@ -243,6 +244,16 @@ func (h *Handler) exchangeFailed(w http.ResponseWriter, r *http.Request, rd stri
 	case errors.Is(err, idp.ErrIssuerMismatch):
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "login rejected: authorization response from another issuer (RFC 9207 mix-up defence)", reqID, slog.String(attrError, err.Error()))
 		h.loginFailed(w, r, http.StatusBadRequest, "invalid_issuer", "This sign-in answer did not come from the expected identity provider.", rd)
+	case errors.Is(err, idp.ErrGroupsOverage):
+		// Not "not in the group": nobody can be, since the groups never came.
+		h.log.LogAttrs(r.Context(), slog.LevelError, "login refused: group overage: the identity provider left the groups out of the token (too many groups); "+
+			"access depends on AUTHGATE_ALLOWED_GROUPS, so nobody with that many groups can be admitted. "+
+			"Entra ID: in the app registration's token configuration emit only \"Groups assigned to the application\" (groups filtering), or use app roles with AUTHGATE_GROUPS_CLAIM=roles",
+			reqID, slog.String(attrError, err.Error()))
+		h.metrics.login(loginFailed)
+		p := problemForbidden
+		p.Description = "Your account has too many groups for the identity provider to list them, so access cannot be checked. Ask an administrator."
+		h.writeError(w, r, p)
 	case errors.Is(err, idp.ErrInvalidToken):
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "login rejected: ID token failed verification", reqID, slog.String(attrError, err.Error()))
 		h.loginFailed(w, r, http.StatusUnauthorized, "invalid_token", "The identity provider's answer could not be verified.", rd)
@@ -338,4 +349,13 @@ func (u *usedStates) claim(state string, expires time.Time) bool {
 	}
 	u.seen[key] = expires.Unix()
 	return true
+}
+
+// userIfNotSubject is the session's User: kept only when a user claim made
+// it differ from the subject, so that the cookie does not carry it twice.
+func userIfNotSubject(id *idp.Identity) string {
+	if id.User == id.Subject {
+		return ""
+	}
+	return id.User
 }

@@ -108,7 +108,8 @@ type Options struct {
 	// FlowTTL bounds how long a login may take; zero means 10m.
 	FlowTTL time.Duration
 	// PostLogoutRedirectURL is sent to the IdP's end_session_endpoint as
-	// post_logout_redirect_uri; empty sends none.
+	// post_logout_redirect_uri; without an end_session_endpoint, a sign-out
+	// without rd lands on it directly. Empty sends none and lands on rd.
 	PostLogoutRedirectURL string
 	// RequestIDHeader carries the request id; empty means "X-Request-Id".
 	RequestIDHeader string
@@ -502,6 +503,9 @@ func sessionIdentity(s *session.Session) *upstream.Identity {
 		User:              s.Subject,
 		PreferredUsername: s.PreferredUsername,
 		Groups:            s.Groups,
+	}
+	if s.User != "" {
+		id.User = s.User // AUTHGATE_USER_CLAIM
 	}
 	// An address the IdP explicitly marked unverified is not an identity.
 	if s.EmailVerified == nil || *s.EmailVerified {

@@ -30,6 +30,7 @@ func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && rd == "" {
 		rd = r.PostFormValue("rd")
 	}
+	rdGiven := rd != ""
 	rd = h.safeRedirect(rd)
 	reqID := slog.String(attrRequestID, r.Header.Get(h.requestIDHeader))
 	switch signOutDecision(r) {
@@ -78,6 +79,12 @@ func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request) {
 			redirect(w, u)
 			return
 		}
+	}
+	if !rdGiven && h.postLogoutRedirectURL != "" {
+		// No end_session_endpoint (Google): land where the IdP would have
+		// sent the browser back to, as with one.
+		redirect(w, h.postLogoutRedirectURL)
+		return
 	}
 	redirect(w, rd)
 }

@@ -21,7 +21,8 @@ const (
 	flagExpiresAt                      // ExpiresAt is not zero
 	flagTokenIssuedAt                  // TokenIssuedAt is not zero (added later; older encodings lack it)
 	flagClaims                         // Claims is not empty (added later; older encodings lack it)
-	flagsKnown             = flagClaims<<1 - 1
+	flagUser                           // User is not empty (added later; older encodings lack it)
+	flagsKnown             = flagUser<<1 - 1
 )
 
 // errDecode is returned by Decode for every malformed input. It wraps
@@ -35,7 +36,8 @@ var errDecode = fmt.Errorf("%w: malformed session encoding", ErrNotFound)
 //	AccessToken, RefreshToken, IDToken  (each uvarint length + bytes),
 //	len(Groups) uvarint, each group (uvarint length + bytes),
 //	Expiry, IssuedAt, ExpiresAt, TokenIssuedAt when set (varint unix seconds + uvarint nanoseconds),
-//	Claims when set (uvarint length + bytes).
+//	Claims when set (uvarint length + bytes),
+//	User when set (uvarint length + bytes).
 //
 // Fields added later come last, each behind its own flag, so that an older
 // encoding (without the flag) still decodes.
@@ -74,6 +76,10 @@ func Encode(s *Session) []byte {
 		flags |= flagClaims
 		size += binary.MaxVarintLen64 + len(s.Claims)
 	}
+	if s.User != "" {
+		flags |= flagUser
+		size += binary.MaxVarintLen64 + len(s.User)
+	}
 
 	b := make([]byte, 0, size)
 	b = append(b, encodingV1, flags)
@@ -95,6 +101,10 @@ func Encode(s *Session) []byte {
 	if s.Claims != "" {
 		b = binary.AppendUvarint(b, uint64(len(s.Claims)))
 		b = append(b, s.Claims...)
+	}
+	if s.User != "" {
+		b = binary.AppendUvarint(b, uint64(len(s.User)))
+		b = append(b, s.User...)
 	}
 	return b
 }
@@ -166,6 +176,12 @@ func decode(version, flags byte, body string) (*Session, error) {
 		s.Claims = d.string()
 		if s.Claims == "" {
 			d.bad = true // Encode never flags empty claims; it would not round-trip
+		}
+	}
+	if flags&flagUser != 0 {
+		s.User = d.string()
+		if s.User == "" {
+			d.bad = true // Encode never flags an empty User; it would not round-trip
 		}
 	}
 	if d.bad || len(d.s) != 0 {

@@ -50,6 +50,10 @@ type Session struct {
 	// the session (IssuedAt + the configured session TTL).
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+
+	// User is what X-Forwarded-User says when it is not Subject (a
+	// configured user claim); empty means Subject.
+	User string
 }
 
 // LogValue reports only non-secret identifiers, so a Session passed to a

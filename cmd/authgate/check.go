@@ -221,6 +221,8 @@ func checkPKCE(doc *discoveryDoc) error {
 // new client authentication setting adds one case here.
 func (c *Config) clientAuthMethods() []string {
 	switch {
+	case c.clientKey != nil:
+		return []string{"private_key_jwt"}
 	case c.ClientSecret == "":
 		return []string{"none"}
 	default:

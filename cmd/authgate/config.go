@@ -30,6 +30,8 @@ type Config struct {
 	ClientID         string `envconfig:"AUTHGATE_CLIENT_ID" desc:"OAuth client id (required)"`
 	ClientSecret     string `envconfig:"AUTHGATE_CLIENT_SECRET" secret:"true" desc:"OAuth client secret; empty makes a public client (PKCE only)"`
 	ClientSecretFile string `envconfig:"AUTHGATE_CLIENT_SECRET_FILE" desc:"file holding AUTHGATE_CLIENT_SECRET"`
+	ClientKeyFile    string `envconfig:"AUTHGATE_CLIENT_PRIVATE_KEY_FILE" desc:"PEM private key (RSA, EC P-256/P-384/P-521 or Ed25519) for private_key_jwt client authentication instead of a client secret"`
+	ClientKeyID      string `envconfig:"AUTHGATE_CLIENT_KEY_ID" desc:"kid sent with private_key_jwt assertions; empty means the key's RFC 7638 JWK thumbprint"`
 	CookieSecret     string `envconfig:"AUTHGATE_COOKIE_SECRET" secret:"true" desc:"32-byte key, base64; a comma-separated list rotates keys (first seals, all open) (required)"`
 	CookieSecretFile string `envconfig:"AUTHGATE_COOKIE_SECRET_FILE" desc:"file holding AUTHGATE_COOKIE_SECRET"`
 	RedirectURL      string `envconfig:"AUTHGATE_REDIRECT_URL" desc:"absolute callback URL registered at the IdP, e.g. https://app.example.com/oauth2/callback (required)"`
@@ -40,9 +42,12 @@ type Config struct {
 	Scopes                []string      `envconfig:"AUTHGATE_SCOPES" default:"openid,email,profile" desc:"scopes requested at login (comma-separated)"`
 	Prompt                string        `envconfig:"AUTHGATE_PROMPT" desc:"OpenID Connect prompt sent at login: space-separated none, login, consent, select_account (consent makes node-oidc-provider grant offline_access)"`
 	AuthParams            string        `envconfig:"AUTHGATE_AUTH_PARAMS" desc:"extra authorization request parameters in URL query form, e.g. access_type=offline or audience=https://api.example.com&resource=https://api.example.com (percent-encode & = + # % inside values)"`
-	GroupsClaim           string        `envconfig:"AUTHGATE_GROUPS_CLAIM" default:"groups" desc:"ID token or userinfo claim holding the user's groups"`
+	GroupsClaim           string        `envconfig:"AUTHGATE_GROUPS_CLAIM" default:"groups" desc:"claim holding the user's groups (ID token, userinfo, else a JWT access token from the issuer); a.b.c reaches into nested objects, e.g. realm_access.roles"`
+	UserClaim             string        `envconfig:"AUTHGATE_USER_CLAIM" default:"sub" desc:"claim X-Forwarded-User comes from (ID token or userinfo), e.g. preferred_username, oid"`
+	EmailClaim            string        `envconfig:"AUTHGATE_EMAIL_CLAIM" default:"email" desc:"claim the email comes from, e.g. preferred_username or upn (Entra ID); email_verified applies only to email"`
 	PathPrefix            string        `envconfig:"AUTHGATE_PATH_PREFIX" default:"/oauth2" desc:"prefix of authgate's own paths (start, callback, sign_out, userinfo)"`
 	PostLogoutRedirectURL string        `envconfig:"AUTHGATE_POST_LOGOUT_REDIRECT_URL" desc:"absolute URL the IdP sends the browser to after sign-out; empty means the origin of AUTHGATE_REDIRECT_URL"`
+	EndSessionURL         string        `envconfig:"AUTHGATE_END_SESSION_URL" desc:"IdP logout URL to use instead of discovery's end_session_endpoint (Amazon Cognito's https://<domain>/logout?logout_uri=…); its query parameters are kept"`
 	OIDCCAFile            string        `envconfig:"AUTHGATE_OIDC_CA_FILE" desc:"PEM bundle trusted for the IdP's TLS in addition to the system roots"`
 	OIDCTimeout           time.Duration `envconfig:"AUTHGATE_OIDC_TIMEOUT" default:"10s" desc:"timeout of each call to the IdP"`
 
@@ -100,6 +105,7 @@ type Config struct {
 
 	// Derived by Load; not read from the environment.
 	authParams    url.Values
+	clientKey     *idp.ClientKey
 	cookieKeys    [][]byte
 	logLevel      slog.Level
 	publicPaths   *access.PublicPaths
@@ -249,6 +255,11 @@ func (c *Config) validate() []error {
 	} else if u, _ := url.Parse(c.RedirectURL); u.Path != strings.TrimSuffix(c.PathPrefix, "/")+"/callback" {
 		add("AUTHGATE_REDIRECT_URL: path %q must be %s/callback (AUTHGATE_PATH_PREFIX)", u.Path, strings.TrimSuffix(c.PathPrefix, "/"))
 	}
+	if c.EndSessionURL != "" {
+		if err := checkAbsoluteURL(c.EndSessionURL); err != nil {
+			add("AUTHGATE_END_SESSION_URL: %v", err)
+		}
+	}
 	if c.PostLogoutRedirectURL != "" {
 		if err := checkAbsoluteURL(c.PostLogoutRedirectURL); err != nil {
 			add("AUTHGATE_POST_LOGOUT_REDIRECT_URL: %v", err)
@@ -290,8 +301,12 @@ func (c *Config) validate() []error {
 	} else {
 		c.authParams = params
 	}
-	if c.GroupsClaim == "" {
-		add("AUTHGATE_GROUPS_CLAIM: must not be empty")
+	for key, claim := range map[string]string{"AUTHGATE_GROUPS_CLAIM": c.GroupsClaim, "AUTHGATE_USER_CLAIM": c.UserClaim, "AUTHGATE_EMAIL_CLAIM": c.EmailClaim} {
+		if strings.TrimSpace(claim) == "" {
+			add("%s: must not be empty", key)
+		} else if strings.HasPrefix(claim, ".") || strings.HasSuffix(claim, ".") || strings.Contains(claim, "..") {
+			add("%s: %q has an empty path step", key, claim)
+		}
 	}
 	if c.CookieName == "" || strings.ContainsAny(c.CookieName, "=;, \t\"\\") || strings.HasPrefix(c.CookieName, "__") {
 		add("AUTHGATE_COOKIE_NAME: %q is not a valid cookie name (letters, digits, - and _; no __ prefix)", c.CookieName)
@@ -338,6 +353,7 @@ func (c *Config) validate() []error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		add("AUTHGATE_LOG_FORMAT: %q is not json or text", c.LogFormat)
 	}
+	problems = append(problems, c.validateClientKey()...)
 	problems = append(problems, c.validateAccess()...)
 	problems = append(problems, c.validateRedis()...)
 	problems = append(problems, c.validateTelemetry()...)
@@ -648,6 +664,32 @@ func (c *Config) validateRedis() []error {
 	}
 	if c.RedisCacheTTL < 0 || c.RedisCacheTTL > time.Minute {
 		add("AUTHGATE_REDIS_CACHE_TTL: %s is outside 0 to 1m", c.RedisCacheTTL)
+	}
+	return problems
+}
+
+// validateClientKey checks private_key_jwt client authentication and reads
+// the key. The key is never part of a message.
+func (c *Config) validateClientKey() []error {
+	var problems []error
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	c.clientKey = nil
+	if c.ClientKeyFile == "" {
+		if c.ClientKeyID != "" {
+			add("AUTHGATE_CLIENT_KEY_ID: set without AUTHGATE_CLIENT_PRIVATE_KEY_FILE")
+		}
+		return problems
+	}
+	if c.ClientSecret != "" {
+		add("AUTHGATE_CLIENT_PRIVATE_KEY_FILE and AUTHGATE_CLIENT_SECRET (or AUTHGATE_CLIENT_SECRET_FILE): set one, not both")
+	}
+	b, err := os.ReadFile(c.ClientKeyFile)
+	if err != nil {
+		add("AUTHGATE_CLIENT_PRIVATE_KEY_FILE: read key file: %v", err)
+		return problems
+	}
+	if c.clientKey, err = idp.ParseClientKey(b, c.ClientKeyID); err != nil {
+		add("AUTHGATE_CLIENT_PRIVATE_KEY_FILE: %s: %v", c.ClientKeyFile, err)
 	}
 	return problems
 }

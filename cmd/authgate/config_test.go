@@ -67,6 +67,8 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 		"AUTHGATE_SCOPES":                  "email",
 		"AUTHGATE_UPSTREAM_MAX_IDLE_CONNS": "lots",
 		"AUTHGATE_PROMPT":                  "none consent",
+		"AUTHGATE_END_SESSION_URL":         "/logout",
+		"AUTHGATE_USER_CLAIM":              "realm_access..x",
 		"AUTHGATE_AUTH_PARAMS":             "access_type=offline&redirect_uri=https://evil.example&scope=x",
 	})
 	_, err := loadConfig()
@@ -80,6 +82,8 @@ func TestLoadConfigListsEveryProblem(t *testing.T) {
 		"AUTHGATE_LOG_FORMAT:", "AUTHGATE_TLS_CERT_FILE and AUTHGATE_TLS_KEY_FILE", "AUTHGATE_SCOPES:",
 		"AUTHGATE_UPSTREAM_MAX_IDLE_CONNS:",
 		`AUTHGATE_PROMPT: "none" cannot be combined`,
+		"AUTHGATE_END_SESSION_URL:",
+		`AUTHGATE_USER_CLAIM: "realm_access..x" has an empty path step`,
 		`AUTHGATE_AUTH_PARAMS: parameter "redirect_uri" is set by authgate itself`,
 		`AUTHGATE_AUTH_PARAMS: parameter "scope" is set by authgate itself (use AUTHGATE_SCOPES)`,
 	} {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"net"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/proxy/idp/idptest"
 )
@@ -22,6 +24,17 @@ func startFakeGate(t *testing.T, opts idptest.Options, gopts ...gateOption) (*ga
 	if opts.ClientSecret == "" {
 		opts.ClientSecret = "fake-idp-secret"
 	}
+	// The provider shares authgate's clock, so that advancing it ages the
+	// provider's tokens too.
+	var clock atomic.Pointer[fakeClock]
+	if opts.Now == nil {
+		opts.Now = func() time.Time {
+			if c := clock.Load(); c != nil {
+				return c.Now()
+			}
+			return time.Now()
+		}
+	}
 	s := idptest.New(t, opts)
 	up := startUpstream(t)
 	env := map[string]string{
@@ -39,7 +52,9 @@ func startFakeGate(t *testing.T, opts idptest.Options, gopts ...gateOption) (*ga
 	for _, o := range gopts {
 		o(env)
 	}
-	return startGateWith(t, ln, env, nil, up), s
+	g := startGateWith(t, ln, env, nil, up)
+	clock.Store(g.clock)
+	return g, s
 }
 
 func withoutEnv(k string) gateOption { return func(env map[string]string) { delete(env, k) } }

@@ -135,7 +135,10 @@ func (p *Provider) VerifyBearer(ctx context.Context, token string, audiences []s
 	if err := idt.Claims(&c); err != nil {
 		return nil, tokenError("malformed claims", err)
 	}
-	id := c.identity(idt.Subject, p.groupsClaim)
+	if err := checkNumericDates(c.Rest); err != nil {
+		return nil, tokenError("token dates are not numbers", err)
+	}
+	id := p.identity(idt.Subject, &c)
 	id.IssuedAt = idt.IssuedAt
 	if p.keepClaims {
 		if id.Claims, err = mergeClaims(c.Rest, nil); err != nil {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -254,6 +255,18 @@ func TestVerifyBearer(t *testing.T) {
 		{"not yet valid", func() string {
 			return mint(t, e.ec, "", e.claims(func(c map[string]any) { c["nbf"] = e.clock().Add(time.Hour).Unix() }))
 		}, "token not yet valid"},
+		{"exp as a string", func() string {
+			return mint(t, e.ec, "", e.claims(func(c map[string]any) { c["exp"] = "9999999999" }))
+		}, "token dates are not numbers"},
+		{"iat as a string", func() string {
+			return mint(t, e.ec, "", e.claims(func(c map[string]any) { c["iat"] = fmt.Sprint(e.clock().Unix()) }))
+		}, "token dates are not numbers"},
+		{"nbf as a string", func() string {
+			return mint(t, e.ec, "", e.claims(func(c map[string]any) { c["nbf"] = "0" }))
+		}, "token dates are not numbers"},
+		{"valid, fractional exp", func() string {
+			return mint(t, e.ec, "", e.claims(func(c map[string]any) { c["exp"] = float64(e.clock().Add(time.Hour).Unix()) + 0.5 }))
+		}, ""},
 		{"no subject", func() string {
 			return mint(t, e.ec, "", e.claims(func(c map[string]any) { delete(c, "sub") }))
 		}, "token has no subject"},

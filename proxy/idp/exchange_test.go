@@ -70,6 +70,7 @@ func TestExchangeFaults(t *testing.T) {
 		{name: "iat in the future", opts: idptest.Options{Faults: idptest.Faults{IssuedAtOffset: 10 * time.Minute, ExpiresIn: time.Hour}}, want: idp.ErrInvalidToken},
 		{name: "iat too old", opts: idptest.Options{Faults: idptest.Faults{IssuedAtOffset: -time.Hour, ExpiresIn: time.Hour}}, want: idp.ErrInvalidToken},
 		{name: "no iat", opts: idptest.Options{Faults: idptest.Faults{OmitIssuedAt: true}}, want: idp.ErrInvalidToken},
+		{name: "exp and iat as strings", opts: idptest.Options{Faults: idptest.Faults{StringDates: true}}, want: idp.ErrInvalidToken},
 		{name: "bad at_hash", opts: idptest.Options{Faults: idptest.Faults{BadAtHash: true}}, want: idp.ErrInvalidToken},
 		{name: "no id_token", opts: idptest.Options{Faults: idptest.Faults{OmitIDToken: true}}, want: idp.ErrInvalidToken},
 		{name: "userinfo about another subject", opts: idptest.Options{ClaimsInUserinfoOnly: true, Faults: idptest.Faults{UserinfoSubject: "mallory"}}, want: idp.ErrInvalidToken},

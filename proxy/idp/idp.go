@@ -33,6 +33,16 @@ var (
 	// ErrUnavailable reports a transient fault talking to the provider:
 	// network error, timeout or a 5xx answer. Sessions must be kept.
 	ErrUnavailable = errors.New("idp: provider unavailable")
+	// ErrGroupsOverage reports a login whose groups the provider left out of
+	// every token because there were too many (Microsoft Entra ID's "group
+	// overage": _claim_names names the groups claim). Returned only when
+	// Options.NeedGroups is set: access depends on groups that cannot be
+	// known.
+	ErrGroupsOverage = errors.New("idp: groups overage: the provider left the groups out of the token")
+
+	// errMisconfigured marks a discovery result that cannot work with the
+	// options (no retry will fix it): it is logged as an error.
+	errMisconfigured = errors.New("configuration does not fit the provider")
 )
 
 // Options configures a Provider.
@@ -49,10 +59,19 @@ type Options struct {
 	// its value at start, which decides whether authgate is a public
 	// client. Nil means ClientSecret always.
 	ClientSecretFunc func() string
+	// ClientKey, when set, authenticates authgate with private_key_jwt
+	// (RFC 7523) instead of a secret; ClientSecret must then be empty.
+	ClientKey *ClientKey
 	// RedirectURL is the absolute callback URL registered at the provider.
 	RedirectURL string
 	// Scopes requested at login; nil means openid, email, profile.
 	Scopes []string
+	// EndSessionURL, when set, replaces the discovery document's
+	// end_session_endpoint, for providers whose logout endpoint is not in
+	// discovery (Amazon Cognito's /logout). Query parameters it carries are
+	// kept; the RP-Initiated Logout parameters are added unless it already
+	// has them. Empty uses discovery.
+	EndSessionURL string
 	// Prompt is the OpenID Connect "prompt" parameter (Core 3.1.2.1) sent
 	// with every login, checked by CheckPrompt; empty sends none.
 	// node-oidc-provider grants offline_access only with "consent".
@@ -61,8 +80,19 @@ type Options struct {
 	// access_type=offline (Google), audience (Auth0) or resource (RFC 8707),
 	// checked by CheckAuthParams; nil sends none.
 	AuthParams url.Values
-	// GroupsClaim names the claim holding the user's groups; empty means "groups".
+	// GroupsClaim names the claim holding the user's groups; empty means
+	// "groups". It may be a path into nested objects ("realm_access.roles");
+	// a top-level claim of exactly that name (which may contain dots, as
+	// Auth0's namespaced claims do) wins. When neither the ID token nor
+	// userinfo carries it, it is read from the access token when that is a
+	// JWT signed by the issuer.
 	GroupsClaim string
+	// UserClaim names the claim Identity.User comes from; empty means "sub".
+	UserClaim string
+	// EmailClaim names the claim Identity.Email comes from; empty means
+	// "email". With another claim (Entra ID's "preferred_username" or
+	// "upn"), email_verified is not applied to it.
+	EmailClaim string
 	// NeedGroups asks userinfo for the groups when the ID token lacks the
 	// GroupsClaim (set it when access depends on groups); false asks
 	// userinfo only for a missing email.
@@ -93,7 +123,11 @@ type Options struct {
 // Identity is who the user is, from the verified ID token and, when the ID
 // token lacks the email, from userinfo.
 type Identity struct {
-	Subject           string
+	// Subject is the "sub" claim: the provider's identifier for the user.
+	Subject string
+	// User is the UserClaim's value (Subject by default), for
+	// X-Forwarded-User.
+	User              string
 	Email             string
 	EmailVerified     *bool
 	PreferredUsername string

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -134,7 +135,7 @@ func (p *Provider) Exchange(ctx context.Context, code, codeVerifier, nonce strin
 	if codeVerifier == "" || nonce == "" {
 		return nil, nil, errors.New("exchange code: empty code verifier or nonce")
 	}
-	tok, err := p.oauthConfig(d).Exchange(oidc.ClientContext(ctx, p.client), code, oauth2.VerifierOption(codeVerifier))
+	tok, err := p.oauthConfig(d).Exchange(oidc.ClientContext(ctx, d.tokenClient), code, oauth2.VerifierOption(codeVerifier))
 	if err != nil {
 		return nil, nil, fmt.Errorf("exchange code: %w", classifyTokenError(err))
 	}
@@ -154,16 +155,27 @@ func (p *Provider) Exchange(ctx context.Context, code, codeVerifier, nonce strin
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
 		return nil, nil, fmt.Errorf("exchange code: %w: nonce mismatch", ErrInvalidToken)
 	}
-	id := claims.identity(idt.Subject, p.groupsClaim)
+	id := p.identity(idt.Subject, claims)
 	id.IssuedAt = idt.IssuedAt
 	// Userinfo costs a round trip on every login, so it is asked only for
-	// what is missing: the email, or the groups when access depends on them.
-	// Kept claims are the merged set, so userinfo is always asked then.
+	// what is missing: the email, the user claim, or the groups when access
+	// depends on them. Kept claims are the merged set, so userinfo is always
+	// asked then.
 	var infoClaims map[string]json.RawMessage
-	if (id.Email == "" || (p.needGroups && id.Groups == nil) || p.keepClaims) && d.provider.UserInfoEndpoint() != "" {
+	if (id.Email == "" || id.User == "" || (p.needGroups && id.Groups == nil) || p.keepClaims) && d.provider.UserInfoEndpoint() != "" {
 		if infoClaims, err = p.addUserinfo(ctx, d, tok, id); err != nil {
 			return nil, nil, fmt.Errorf("exchange code: %w", err)
 		}
+	}
+	if id.Groups == nil {
+		// Keycloak puts realm roles in the access token only, by default.
+		id.Groups = p.accessTokenGroups(ctx, d, tokens.AccessToken)
+	}
+	if id.User == "" {
+		return nil, nil, fmt.Errorf("exchange code: %w: user claim %q is in neither the id token nor userinfo", ErrInvalidToken, p.userClaim)
+	}
+	if id.Groups == nil && p.needGroups && groupsOverage(claims.Rest, p.groupsClaim) {
+		return nil, nil, fmt.Errorf("exchange code: %w (claim %q; _claim_names points elsewhere)", ErrGroupsOverage, p.groupsClaim)
 	}
 	if p.keepClaims {
 		if id.Claims, err = mergeClaims(claims.Rest, infoClaims); err != nil {
@@ -196,7 +208,7 @@ func (p *Provider) addUserinfo(ctx context.Context, d *discovered, tok *oauth2.T
 	if err := info.Claims(&c); err != nil {
 		return nil, fmt.Errorf("decode userinfo: %w: %w", ErrInvalidToken, err)
 	}
-	from := c.identity(info.Subject, p.groupsClaim)
+	from := p.identity(info.Subject, &c)
 	if id.Email == "" {
 		id.Email = from.Email
 		id.EmailVerified = from.EmailVerified
@@ -210,7 +222,41 @@ func (p *Provider) addUserinfo(ctx context.Context, d *discovered, tok *oauth2.T
 	if id.Groups == nil {
 		id.Groups = from.Groups
 	}
+	if id.User == "" {
+		id.User = from.User
+	}
 	return c.Rest, nil
+}
+
+// accessTokenGroups reads the groups claim from the access token when it is
+// a JWT that verifies against the issuer's keys: signature, iss and exp,
+// not aud (it is meant for a resource server, not for authgate). Anything
+// else (an opaque token, another issuer, no such claim) gives nil.
+func (p *Provider) accessTokenGroups(ctx context.Context, d *discovered, accessToken string) []string {
+	if accessToken == "" || strings.Count(accessToken, ".") != 2 || len(accessToken) > maxBearerLen {
+		return nil
+	}
+	algs := signingAlgs(d.meta.IDTokenSigningAlgs)
+	if len(algs) == 0 {
+		algs = []string{oidc.RS256}
+	}
+	at, err := p.bearerVerifier(d, algs).verifier.Verify(ctx, accessToken)
+	if err != nil {
+		p.log.DebugContext(ctx, "access token not read for claims", keyError, err)
+		return nil
+	}
+	var c claimSet
+	if err := at.Claims(&c); err != nil {
+		return nil
+	}
+	if err := checkNumericDates(c.Rest); err != nil {
+		p.log.DebugContext(ctx, "access token not read for claims", keyError, err)
+		return nil
+	}
+	if raw, ok := lookupClaim(c.Rest, p.groupsClaim); ok {
+		return groups(raw)
+	}
+	return nil
 }
 
 // tokensFrom copies the token response; oldRefresh stays when the answer

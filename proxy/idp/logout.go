@@ -115,6 +115,13 @@ func (p *Provider) VerifyLogoutToken(ctx context.Context, raw string) (*Logout, 
 	if err := idt.Claims(&c); err != nil {
 		return nil, fmt.Errorf("verify logout token: %w: %w", ErrInvalidToken, err)
 	}
+	var all map[string]json.RawMessage
+	if err := idt.Claims(&all); err != nil {
+		return nil, fmt.Errorf("verify logout token: %w: %w", ErrInvalidToken, err)
+	}
+	if err := checkNumericDates(all); err != nil {
+		return nil, fmt.Errorf("verify logout token: %w: %w", ErrInvalidToken, err)
+	}
 	now := p.now()
 	// The verifier skipped exp and nbf (go-oidc treats a missing exp as
 	// expired); they are checked here, when present, as go-oidc would.

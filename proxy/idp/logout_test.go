@@ -3,6 +3,7 @@ package idp_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -52,6 +53,10 @@ func TestVerifyLogoutToken(t *testing.T) {
 		{name: "no exp, no iat", edit: func(c map[string]any) { delete(c, "exp"); delete(c, "iat") }, wantErr: true},
 		{name: "no exp, iat in the future", edit: func(c map[string]any) { delete(c, "exp"); c["iat"] = now.Add(time.Hour).Unix() }, wantErr: true},
 		{name: "nbf in the future", edit: func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }, wantErr: true},
+		{name: "exp as a string", edit: func(c map[string]any) { c["exp"] = "9999999999" }, wantErr: true},
+		{name: "iat as a string", edit: func(c map[string]any) { c["iat"] = fmt.Sprint(now.Unix()) }, wantErr: true},
+		{name: "nbf as a string", edit: func(c map[string]any) { c["nbf"] = "0" }, wantErr: true},
+		{name: "exp null", edit: func(c map[string]any) { c["exp"] = nil }, wantErr: true},
 		{name: "nbf past", edit: func(c map[string]any) { c["nbf"] = now.Add(-time.Minute).Unix() }},
 		{name: "no exp, ID token shape (nonce, no events)", edit: func(c map[string]any) { delete(c, "exp"); delete(c, "events"); c["nonce"] = "n" }, wantErr: true},
 		{name: "signed by another key", wrongKey: true, wantErr: true},

@@ -35,12 +35,16 @@ type Provider struct {
 	clientID     string
 	clientSecret string
 	secretFunc   func() string // nil: clientSecret
+	clientKey    *ClientKey
 	redirectURL  string
 	issuer       string
 	scopes       []string
 	prompt       string
+	endSession   string
 	authParams   url.Values
 	groupsClaim  string
+	userClaim    string
+	emailClaim   string
 	needGroups   bool
 	keepClaims   bool
 	retryMin     time.Duration
@@ -75,6 +79,12 @@ type discovered struct {
 	oauth          *oauth2.Config
 	meta           metadata
 	revokeStyle    oauth2.AuthStyle
+	// tokenClient makes the token endpoint calls: the provider's client,
+	// plus the client assertion when assertion is set.
+	tokenClient *http.Client
+	// assertion signs private_key_jwt client assertions; nil with a secret
+	// or a public client.
+	assertion *assertionSigner
 
 	bearerOnce sync.Once
 	bearer     *bearerVerifier
@@ -96,6 +106,7 @@ type metadata struct {
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
 	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	CodeChallengeMethods              []string `json:"code_challenge_methods_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	// AuthorizationResponseIss is RFC 9207 section 3: the provider sends
 	// "iss" with every authorization response.
 	AuthorizationResponseIss bool `json:"authorization_response_iss_parameter_supported"`
@@ -114,8 +125,16 @@ func New(opts Options) (*Provider, error) {
 	if err := checkURL(opts.RedirectURL); err != nil {
 		errs = append(errs, fmt.Errorf("redirect URL: %w", err))
 	}
+	if opts.ClientSecret != "" && opts.ClientKey != nil {
+		errs = append(errs, errors.New("client secret and client key are both set: choose one way to authenticate"))
+	}
 	if opts.Scopes != nil && !slices.Contains(opts.Scopes, oidc.ScopeOpenID) {
 		errs = append(errs, fmt.Errorf("scopes %q lack %q", opts.Scopes, oidc.ScopeOpenID))
+	}
+	if opts.EndSessionURL != "" {
+		if err := checkURL(opts.EndSessionURL); err != nil {
+			errs = append(errs, fmt.Errorf("end session URL: %w", err))
+		}
 	}
 	if err := CheckPrompt(opts.Prompt); err != nil {
 		errs = append(errs, fmt.Errorf("prompt: %w", err))
@@ -130,12 +149,16 @@ func New(opts Options) (*Provider, error) {
 		clientID:     opts.ClientID,
 		clientSecret: opts.ClientSecret,
 		secretFunc:   opts.ClientSecretFunc,
+		clientKey:    opts.ClientKey,
 		redirectURL:  opts.RedirectURL,
 		issuer:       opts.IssuerURL,
 		scopes:       slices.Clone(opts.Scopes),
 		prompt:       strings.Join(strings.Fields(opts.Prompt), " "),
+		endSession:   opts.EndSessionURL,
 		authParams:   cloneValues(opts.AuthParams),
 		groupsClaim:  opts.GroupsClaim,
+		userClaim:    opts.UserClaim,
+		emailClaim:   opts.EmailClaim,
 		needGroups:   opts.NeedGroups,
 		keepClaims:   opts.KeepClaims,
 		retryMin:     opts.DiscoveryRetryMin,
@@ -149,6 +172,12 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.groupsClaim == "" {
 		p.groupsClaim = "groups"
+	}
+	if p.userClaim == "" {
+		p.userClaim = "sub"
+	}
+	if p.emailClaim == "" {
+		p.emailClaim = "email"
 	}
 	if p.retryMin == 0 {
 		p.retryMin = defaultDiscoveryRetryMin
@@ -247,7 +276,11 @@ func (p *Provider) Run(ctx context.Context) {
 			return
 		}
 		wait := p.backoff(attempt)
-		p.log.Warn("openid provider discovery failed",
+		level := slog.LevelWarn
+		if errors.Is(err, errMisconfigured) {
+			level = slog.LevelError
+		}
+		p.log.Log(ctx, level, "openid provider discovery failed",
 			keyIssuer, p.issuer,
 			keyError, err,
 			keyAttempt, attempt,
@@ -289,6 +322,9 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	if err := prov.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("decode discovery document: %w", err)
 	}
+	if p.endSession != "" {
+		meta.EndSessionEndpoint = p.endSession
+	}
 	var missing []string
 	for name, v := range map[string]string{
 		"authorization_endpoint": meta.AuthorizationEndpoint,
@@ -326,6 +362,27 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	}
 	endpoint := prov.Endpoint()
 	endpoint.AuthStyle = tokenStyle
+	tokenClient := p.client
+	var assertion *assertionSigner
+	if p.clientKey != nil {
+		assertion, err = newAssertionSigner(p.clientKey, meta.TokenEndpointAuthSigningAlgs, p.clientID, meta.TokenEndpoint, p.now)
+		if err != nil {
+			return nil, err
+		}
+		if len(meta.TokenEndpointAuthMethods) > 0 && !slices.Contains(meta.TokenEndpointAuthMethods, "private_key_jwt") {
+			p.log.Warn("provider does not advertise private_key_jwt; sending client assertions anyway", keyIssuer, p.issuer)
+		}
+		// x/oauth2 then sends client_id in the form and no secret; the
+		// transport adds the assertion.
+		endpoint.AuthStyle = oauth2.AuthStyleInParams
+		c := *p.client
+		base := c.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		c.Transport = assertionTransport{base: base, tokenURL: meta.TokenEndpoint, signer: assertion}
+		tokenClient = &c
+	}
 	return &discovered{
 		provider:       prov,
 		verifier:       verifier,
@@ -339,6 +396,8 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		},
 		meta:        meta,
 		revokeStyle: authStyle(revokeMethods, p.clientSecret),
+		tokenClient: tokenClient,
+		assertion:   assertion,
 	}, nil
 }
 

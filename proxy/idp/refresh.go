@@ -32,7 +32,7 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken, subject string) (*
 		return nil, fmt.Errorf("refresh token: %w: empty refresh token", ErrInvalidGrant)
 	}
 	// An empty access token makes the token source refresh at once.
-	src := p.oauthConfig(d).TokenSource(oidc.ClientContext(ctx, p.client), &oauth2.Token{RefreshToken: refreshToken})
+	src := p.oauthConfig(d).TokenSource(oidc.ClientContext(ctx, d.tokenClient), &oauth2.Token{RefreshToken: refreshToken})
 	tok, err := src.Token()
 	if err != nil {
 		return nil, fmt.Errorf("refresh token: %w", classifyTokenError(err))
@@ -67,7 +67,14 @@ func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
 	form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}}
 	// RFC 7009 section 2.1: the client authenticates as at the token
 	// endpoint; a public client identifies itself with client_id.
-	if d.revokeStyle != oauth2.AuthStyleInHeader {
+	switch {
+	case d.assertion != nil:
+		// RFC 7523 section 2.2, with the token endpoint as audience
+		// (OpenID Connect Core 9), as at the token endpoint.
+		if err := d.assertion.addTo(form); err != nil {
+			return fmt.Errorf("revoke token: %w", err)
+		}
+	case d.revokeStyle != oauth2.AuthStyleInHeader:
 		form.Set("client_id", p.clientID)
 		if secret := p.secret(); secret != "" {
 			form.Set("client_secret", secret)
@@ -78,7 +85,7 @@ func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
 		return fmt.Errorf("revoke token: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if d.revokeStyle == oauth2.AuthStyleInHeader {
+	if d.assertion == nil && d.revokeStyle == oauth2.AuthStyleInHeader {
 		// RFC 6749 section 2.3.1: id and secret are form-encoded first.
 		req.SetBasicAuth(url.QueryEscape(p.clientID), url.QueryEscape(p.secret()))
 	}
@@ -117,16 +124,17 @@ func (p *Provider) EndSessionURL(idTokenHint, postLogoutRedirectURI, state strin
 		return "", false
 	}
 	q := u.Query()
-	if idTokenHint != "" {
-		q.Set("id_token_hint", idTokenHint)
+	// Parameters already in the endpoint URL (a configured override such as
+	// Cognito's logout_uri, or client_id) are kept as given.
+	set := func(k, v string) {
+		if v != "" && !q.Has(k) {
+			q.Set(k, v)
+		}
 	}
-	if postLogoutRedirectURI != "" {
-		q.Set("post_logout_redirect_uri", postLogoutRedirectURI)
-	}
-	q.Set("client_id", p.clientID)
-	if state != "" {
-		q.Set("state", state)
-	}
+	set("id_token_hint", idTokenHint)
+	set("post_logout_redirect_uri", postLogoutRedirectURI)
+	set("client_id", p.clientID)
+	set("state", state)
 	u.RawQuery = q.Encode()
 	return u.String(), true
 }

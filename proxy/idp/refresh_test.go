@@ -41,6 +41,7 @@ func TestRefresh(t *testing.T) {
 		{name: "id token for another subject", faults: idptest.Faults{Subject: "mallory"}, want: idp.ErrInvalidToken},
 		{name: "caller's subject differs", subject: "someone-else", want: idp.ErrInvalidToken},
 		{name: "expired id token", faults: idptest.Faults{ExpiresIn: -time.Minute}, want: idp.ErrInvalidToken},
+		{name: "id token dates as strings", faults: idptest.Faults{StringDates: true}, want: idp.ErrInvalidToken},
 		{name: "id token signed by another key", faults: idptest.Faults{WrongKey: true}, want: idp.ErrInvalidToken},
 		{name: "id token for another audience", faults: idptest.Faults{Audience: []string{"someone-else"}}, want: idp.ErrInvalidToken},
 		{name: "invalid_grant", faults: idptest.Faults{Token: idptest.TokenInvalidGrant}, want: idp.ErrInvalidGrant},

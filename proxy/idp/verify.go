@@ -40,6 +40,9 @@ func (p *Provider) verifyIDToken(ctx context.Context, d *discovered, raw, access
 	if err := idt.Claims(&c); err != nil {
 		return nil, nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
 	}
+	if err := checkNumericDates(c.Rest); err != nil {
+		return nil, nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
+	}
 	if err := p.checkClaims(idt, &c, accessToken, fresh); err != nil {
 		return nil, nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
 	}
@@ -108,18 +111,33 @@ func (c *claimSet) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &c.Rest)
 }
 
-func (c *claimSet) identity(sub, groupsClaim string) *Identity {
+// identity reads who the user is from c, with the configured claim names:
+// groups at the groups path, the email from the email claim (its
+// email_verified only when that claim is "email"), the user from the user
+// claim ("sub" by default).
+func (p *Provider) identity(sub string, c *claimSet) *Identity {
 	id := &Identity{
 		Subject:           sub,
-		Email:             c.Email,
+		User:              sub,
 		PreferredUsername: c.PreferredUsername,
 		Name:              c.Name,
 		SessionID:         c.SID,
-		Groups:            groups(c.Rest[groupsClaim]),
 	}
-	if c.EmailVerified != nil {
-		v := bool(*c.EmailVerified)
-		id.EmailVerified = &v
+	if raw, ok := lookupClaim(c.Rest, p.groupsClaim); ok {
+		id.Groups = groups(raw)
+	}
+	if p.emailClaim == "email" {
+		id.Email = c.Email
+		if c.EmailVerified != nil {
+			v := bool(*c.EmailVerified)
+			id.EmailVerified = &v
+		}
+	} else {
+		// email_verified speaks of "email", not of this claim.
+		id.Email = stringClaim(c.Rest, p.emailClaim)
+	}
+	if p.userClaim != "sub" {
+		id.User = stringClaim(c.Rest, p.userClaim)
 	}
 	return id
 }

@@ -4,6 +4,14 @@
 // the future, a bad at_hash, a userinfo answer about someone else, a token
 // endpoint that fails or hangs, discovery that fails a few times.
 //
+// It also emulates documented behaviour of providers that cannot run in
+// tests: refresh tokens only with prompt=consent (node-oidc-provider) or
+// access_type=offline (Google), an issuer with a path (Entra ID tenants),
+// JWT access tokens carrying claims the ID token lacks (Keycloak), JWT
+// access tokens only with an audience parameter (Auth0), the RFC 9207 iss
+// parameter, and private_key_jwt client authentication, whose assertions it
+// verifies and records.
+//
 // Use a real provider (the zitadel example OP) for the happy path; use this
 // one for what a real provider will not do. It is NOT an OpenID Provider to
 // run anywhere but in tests: it approves every authorization request
@@ -15,6 +23,7 @@
 package idptest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -78,6 +87,9 @@ type Faults struct {
 	IssuedAtOffset time.Duration
 	// OmitIssuedAt leaves "iat" out.
 	OmitIssuedAt bool
+	// StringDates sends "exp" and "iat" as JSON strings ("1700000000"),
+	// which RFC 7519's NumericDate does not allow.
+	StringDates bool
 	// BadAtHash sends an "at_hash" that does not match the access token.
 	BadAtHash bool
 	// OmitIDToken leaves "id_token" out of token responses.
@@ -116,6 +128,22 @@ const (
 	RefreshAccessTypeOffline
 )
 
+// AccessTokenPolicy chooses the form of access tokens.
+type AccessTokenPolicy int
+
+const (
+	// AccessOpaque issues random opaque access tokens.
+	AccessOpaque AccessTokenPolicy = iota
+	// AccessJWT issues JWT access tokens signed with the provider's key,
+	// as Keycloak does: iss, sub, aud (AccessTokenAudience, or "account"),
+	// exp, iat, typ header "JWT", and AccessTokenClaims.
+	AccessJWT
+	// AccessJWTWithAudience issues a JWT access token (aud = the
+	// parameter) only when the authorization request carried "audience",
+	// and an opaque one otherwise, as Auth0 documents.
+	AccessJWTWithAudience
+)
+
 // User is the one user every login signs in as.
 type User struct {
 	Subject           string
@@ -152,9 +180,35 @@ type Options struct {
 	// Discovery, when set, edits the discovery document before it is
 	// served (for example to delete "revocation_endpoint").
 	Discovery func(doc map[string]any)
+	// ClientPublicKey, when set, requires private_key_jwt client
+	// authentication (RFC 7523) at the token and revocation endpoints: a
+	// client_assertion signed by this key's private half, with iss and sub
+	// the client ID, aud the token endpoint, exp in the future, iat and a
+	// jti not seen before. Secrets are then refused.
+	ClientPublicKey crypto.PublicKey
+	// AssertionAlgs is the discovery document's
+	// token_endpoint_auth_signing_alg_values_supported (and the algorithms
+	// accepted); nil means RS256, PS256, ES256, ES384, ES512 and EdDSA.
+	AssertionAlgs []string
+	// IssuerPath is appended to the server's address to make the issuer,
+	// and every endpoint lives under it, as with Microsoft Entra ID's
+	// tenant issuer "https://login.microsoftonline.com/<tenant>/v2.0".
+	// Empty means the bare address.
+	IssuerPath string
 	// ResponseIss sends "iss" with every authorization response and
 	// advertises authorization_response_iss_parameter_supported (RFC 9207).
 	ResponseIss bool
+	// AccessTokens chooses the form of access tokens; the zero value is
+	// opaque.
+	AccessTokens AccessTokenPolicy
+	// AccessTokenAudience is the "aud" of AccessJWT tokens; empty means
+	// "account" (Keycloak's default).
+	AccessTokenAudience string
+	// AccessTokenClaims are added to JWT access tokens only.
+	AccessTokenClaims map[string]any
+	// AccessTokenWrongKey signs JWT access tokens with a key the JWKS does
+	// not publish.
+	AccessTokenWrongKey bool
 	// RefreshTokens chooses when a code exchange yields a refresh token;
 	// the zero value always does.
 	RefreshTokens RefreshPolicy
@@ -191,6 +245,21 @@ type Server struct {
 	revoked        []string
 	issued         []string
 	authRequests   []url.Values
+	assertions     []Assertion
+	assertionJTIs  map[string]bool
+}
+
+// Assertion is a client assertion the server received and accepted or
+// refused (private_key_jwt), for tests to inspect.
+type Assertion struct {
+	// Endpoint is "token" or "revoke".
+	Endpoint string
+	// Header is the JOSE header; Claims the verified payload (nil when the
+	// signature did not verify).
+	Header jose.Header
+	Claims map[string]any
+	// Err says why the assertion was refused; nil when accepted.
+	Err error
 }
 
 // grant is what an authorization code, access or refresh token stands for.
@@ -201,6 +270,8 @@ type grant struct {
 	sid         string
 	// offline is whether the grant may have a refresh token.
 	offline bool
+	// audience is the authorization request's "audience" parameter.
+	audience string
 }
 
 const keyID = "idptest-1"
@@ -218,6 +289,7 @@ func New(t testing.TB, opts Options) *Server {
 		codes:         map[string]grant{},
 		access:        map[string]grant{},
 		refresh:       map[string]grant{},
+		assertionJTIs: map[string]bool{},
 	}
 	if s.opts.ClientID == "" {
 		s.opts.ClientID = "authgate"
@@ -239,20 +311,21 @@ func New(t testing.TB, opts Options) *Server {
 		t.Fatalf("generate key: %v", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
-	mux.HandleFunc("GET /authorize", s.serveAuthorize)
-	mux.HandleFunc("POST /token", s.serveToken)
-	mux.HandleFunc("GET /keys", s.serveKeys)
-	mux.HandleFunc("GET /userinfo", s.serveUserinfo)
-	mux.HandleFunc("POST /revoke", s.serveRevoke)
-	mux.HandleFunc("GET /end_session", func(w http.ResponseWriter, r *http.Request) {
+	pre := strings.TrimSuffix(opts.IssuerPath, "/")
+	mux.HandleFunc("GET "+pre+"/.well-known/openid-configuration", s.serveDiscovery)
+	mux.HandleFunc("GET "+pre+"/authorize", s.serveAuthorize)
+	mux.HandleFunc("POST "+pre+"/token", s.serveToken)
+	mux.HandleFunc("GET "+pre+"/keys", s.serveKeys)
+	mux.HandleFunc("GET "+pre+"/userinfo", s.serveUserinfo)
+	mux.HandleFunc("POST "+pre+"/revoke", s.serveRevoke)
+	mux.HandleFunc("GET "+pre+"/end_session", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "signed out")
 	})
 	s.srv = httptest.NewServer(mux)
 	// Cleanups run last-in first-out: release hanging handlers, then close.
 	t.Cleanup(s.srv.Close)
 	t.Cleanup(func() { close(s.closing) })
-	s.URL = s.srv.URL
+	s.URL = s.srv.URL + pre
 	s.ClientID = s.opts.ClientID
 	s.ClientSecret = s.opts.ClientSecret
 	return s
@@ -308,6 +381,89 @@ func (s *Server) AuthRequests() []url.Values {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.authRequests)
+}
+
+// Assertions returns every client assertion received so far, in order.
+func (s *Server) Assertions() []Assertion {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.assertions)
+}
+
+func (s *Server) assertionAlgs() []string {
+	if s.opts.AssertionAlgs != nil {
+		return s.opts.AssertionAlgs
+	}
+	return []string{"RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"}
+}
+
+// checkAssertion verifies private_key_jwt client authentication (RFC 7523
+// section 3, OpenID Connect Core 9).
+func (s *Server) checkAssertion(r *http.Request, endpoint string) Assertion {
+	a := Assertion{Endpoint: endpoint}
+	fail := func(format string, args ...any) Assertion {
+		a.Err = fmt.Errorf(format, args...)
+		return a
+	}
+	if _, _, basic := r.BasicAuth(); basic || r.PostForm.Has("client_secret") {
+		return fail("a secret was sent besides the assertion")
+	}
+	if got := r.PostForm.Get("client_assertion_type"); got != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+		return fail("client_assertion_type = %q", got)
+	}
+	var algs []jose.SignatureAlgorithm
+	for _, alg := range s.assertionAlgs() {
+		algs = append(algs, jose.SignatureAlgorithm(alg))
+	}
+	jws, err := jose.ParseSignedCompact(r.PostForm.Get("client_assertion"), algs)
+	if err != nil {
+		return fail("parse client_assertion: %w", err)
+	}
+	a.Header = jws.Signatures[0].Header
+	payload, err := jws.Verify(s.opts.ClientPublicKey)
+	if err != nil {
+		return fail("verify client_assertion: %w", err)
+	}
+	if err := json.Unmarshal(payload, &a.Claims); err != nil {
+		return fail("decode client_assertion: %w", err)
+	}
+	c := a.Claims
+	exp, _ := c["exp"].(float64)
+	_, hasIAT := c["iat"].(float64)
+	jti, _ := c["jti"].(string)
+	now := s.opts.Now()
+	switch {
+	case c["iss"] != s.ClientID || c["sub"] != s.ClientID:
+		return fail("iss %v / sub %v is not the client ID", c["iss"], c["sub"])
+	case !audienceHas(c["aud"], s.URL+"/token"):
+		return fail("aud %v lacks the token endpoint", c["aud"])
+	case time.Unix(int64(exp), 0).Before(now):
+		return fail("expired or no exp")
+	case !hasIAT:
+		return fail("no iat")
+	case jti == "":
+		return fail("no jti")
+	case r.PostForm.Has("client_id") && r.PostForm.Get("client_id") != s.ClientID:
+		return fail("client_id %q differs", r.PostForm.Get("client_id"))
+	}
+	s.mu.Lock()
+	seen := s.assertionJTIs[jti]
+	s.assertionJTIs[jti] = true
+	s.mu.Unlock()
+	if seen {
+		return fail("jti replayed")
+	}
+	return a
+}
+
+func audienceHas(aud any, want string) bool {
+	switch v := aud.(type) {
+	case string:
+		return v == want
+	case []any:
+		return slices.Contains(v, any(want))
+	}
+	return false
 }
 
 // Issued returns every token issued so far (codes, access, refresh and ID
@@ -374,6 +530,10 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	if s.opts.ResponseIss {
 		doc["authorization_response_iss_parameter_supported"] = true
 	}
+	if s.opts.ClientPublicKey != nil {
+		doc["token_endpoint_auth_methods_supported"] = []string{"private_key_jwt"}
+		doc["token_endpoint_auth_signing_alg_values_supported"] = s.assertionAlgs()
+	}
 	if s.opts.Discovery != nil {
 		s.opts.Discovery(doc)
 	}
@@ -420,6 +580,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		nonce:       q.Get("nonce"),
 		sid:         randomString(),
 		offline:     offline,
+		audience:    q.Get("audience"),
 	}
 	s.mu.Unlock()
 	rq := redirect.Query()
@@ -460,7 +621,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if !s.clientAuthenticated(r) {
+	if !s.clientAuthenticated(r, "token") {
 		w.Header().Set("WWW-Authenticate", `Basic realm="idptest"`)
 		tokenError(w, http.StatusUnauthorized, "invalid_client")
 		return
@@ -500,7 +661,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		tokenError(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
-	access := s.newSecret()
+	access, err := s.accessToken(g)
+	if err != nil {
+		tokenError(w, http.StatusInternalServerError, "server_error")
+		return
+	}
 	resp := map[string]any{
 		"access_token": access,
 		"token_type":   "Bearer",
@@ -531,7 +696,14 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 // clientAuthenticated checks client_secret_basic (RFC 6749 section 2.3.1,
 // form-encoded id and secret), client_secret_post, or client_id alone for a
 // public client.
-func (s *Server) clientAuthenticated(r *http.Request) bool {
+func (s *Server) clientAuthenticated(r *http.Request, endpoint string) bool {
+	if s.opts.ClientPublicKey != nil {
+		a := s.checkAssertion(r, endpoint)
+		s.mu.Lock()
+		s.assertions = append(s.assertions, a)
+		s.mu.Unlock()
+		return a.Err == nil
+	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		var err1, err2 error
@@ -562,6 +734,10 @@ func (s *Server) idToken(f Faults, g grant, nonce, access string) (string, error
 	}
 	if f.OmitIssuedAt {
 		delete(claims, "iat")
+	}
+	if f.StringDates {
+		claims["exp"] = fmt.Sprint(claims["exp"])
+		claims["iat"] = fmt.Sprint(claims["iat"])
 	}
 	if nonce != "" {
 		claims["nonce"] = nonce
@@ -634,12 +810,42 @@ func (s *Server) idToken(f Faults, g grant, nonce, access string) (string, error
 	return raw, nil
 }
 
+// accessToken mints an access token for g in the configured form.
+func (s *Server) accessToken(g grant) (string, error) {
+	aud := s.opts.AccessTokenAudience
+	switch s.opts.AccessTokens {
+	case AccessOpaque:
+		return s.newSecret(), nil
+	case AccessJWTWithAudience:
+		if g.audience == "" {
+			return s.newSecret(), nil
+		}
+		aud = g.audience
+	}
+	if aud == "" {
+		aud = "account"
+	}
+	now := s.opts.Now()
+	claims := map[string]any{
+		"iss": s.URL, "sub": s.user.Subject, "aud": aud, "azp": s.ClientID,
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": randomString(),
+	}
+	for k, v := range s.opts.AccessTokenClaims {
+		claims[k] = v
+	}
+	return s.Sign(claims, "JWT", s.opts.AccessTokenWrongKey)
+}
+
 func (s *Server) addProfile(claims map[string]any) {
-	claims["email"] = s.user.Email
-	claims["email_verified"] = s.user.EmailVerified
+	if s.user.Email != "" {
+		claims["email"] = s.user.Email
+		claims["email_verified"] = s.user.EmailVerified
+	}
 	claims["name"] = s.user.Name
 	claims["preferred_username"] = s.user.PreferredUsername
-	claims["groups"] = s.user.Groups
+	if s.user.Groups != nil {
+		claims["groups"] = s.user.Groups
+	}
 	for k, v := range s.opts.ExtraClaims {
 		claims[k] = v
 	}
@@ -683,7 +889,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		tokenError(w, http.StatusBadRequest, "invalid_request")
 		return
 	}
-	if !s.clientAuthenticated(r) {
+	if !s.clientAuthenticated(r, "revoke") {
 		tokenError(w, http.StatusUnauthorized, "invalid_client")
 		return
 	}

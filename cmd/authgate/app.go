@@ -114,6 +114,10 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	clientKey, err := watchClientKey(watcher, cfg.ClientKeyFile, cfg.ClientKeyID)
+	if err != nil {
+		return nil, err
+	}
 	oidcTLS, err := watchCA(watcher, "AUTHGATE_OIDC_CA_FILE", cfg.OIDCCAFile, hostOf(cfg.IssuerURL))
 	if err != nil {
 		return nil, err
@@ -132,6 +136,7 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 		ClientSecret:      cfg.ClientSecret,
 		ClientSecretFunc:  clientSecret,
 		ClientKey:         cfg.clientKey,
+		ClientKeyFunc:     clientKey,
 		RedirectURL:       cfg.RedirectURL,
 		Scopes:            cfg.Scopes,
 		Prompt:            cfg.Prompt,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,14 +15,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 
 	"github.com/authgate/authgate/internal/redistest"
 	"github.com/authgate/authgate/internal/secretfile/secretfiletest"
+	"github.com/authgate/authgate/proxy/idp/idptest"
 )
 
 // waitReload waits until variable's file has been applied n times in all
@@ -247,5 +251,60 @@ func TestVerifyWithPool(t *testing.T) {
 				t.Errorf("GET = %v, want ok %v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestClientKeyRotation: a rotated AUTHGATE_CLIENT_PRIVATE_KEY_FILE signs
+// the next client assertion (its kid is the new key's thumbprint), with no
+// restart; an invalid key file keeps the key in use.
+func TestClientKeyRotation(t *testing.T) {
+	file1, key1 := writeClientKey(t)
+	file2, key2 := writeClientKey(t)
+	pem1, _ := os.ReadFile(file1)
+	pem2, _ := os.ReadFile(file2)
+	vol := secretfiletest.NewKubeletDir(t, map[string]string{"client.pem": string(pem1)})
+	g, s := startFakeGate(t, idptest.Options{ClientSecret: "unused", ClientPublicKey: key1.Public()},
+		withoutEnv("AUTHGATE_CLIENT_SECRET"), withEnv("AUTHGATE_CLIENT_PRIVATE_KEY_FILE", vol.Path("client.pem")))
+	thumb := func(k *ecdsa.PrivateKey) string {
+		tp, err := (&jose.JSONWebKey{Key: k.Public()}).Thumbprint(crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(tp)
+	}
+	lastKid := func() string {
+		a := s.Assertions()
+		if len(a) == 0 {
+			t.Fatal("no client assertion")
+		}
+		return a[len(a)-1].Header.KeyID
+	}
+	b := newBrowser(t)
+	if resp := b.navigate(g.URL + "/app"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d %.200q", resp.StatusCode, readBody(t, resp))
+	}
+	if got := lastKid(); got != thumb(key1) {
+		t.Fatalf("login assertion kid = %q, want key 1's thumbprint %q", got, thumb(key1))
+	}
+	refresh := func() {
+		g.clock.Advance(10 * time.Minute) // past the access token: the next request refreshes
+		readBody(t, b.navigate(g.URL+"/again"))
+	}
+
+	vol.Update(map[string]string{"client.pem": "not a key"})
+	waitReload(t, g, "AUTHGATE_CLIENT_PRIVATE_KEY_FILE", 1, true)
+	refresh()
+	if got := lastKid(); got != thumb(key1) {
+		t.Errorf("after an invalid key file, kid = %q, want key 1's %q kept", got, thumb(key1))
+	}
+
+	vol.Update(map[string]string{"client.pem": string(pem2)})
+	waitReload(t, g, "AUTHGATE_CLIENT_PRIVATE_KEY_FILE", 1, false)
+	refresh()
+	if got := lastKid(); got != thumb(key2) {
+		t.Errorf("after the key rotated, kid = %q, want key 2's thumbprint %q", got, thumb(key2))
+	}
+	if logs := g.logs.String(); strings.Contains(logs, "PRIVATE KEY") {
+		t.Error("logs contain a private key")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/authgate/authgate/internal/secretfile"
+	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/session"
 )
 
@@ -26,6 +27,29 @@ func watchSecret(w *secretfile.Watcher, variable, file string) (func() string, e
 			return errors.New("file is empty")
 		}
 		v.Store(s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.Load, nil
+}
+
+// watchClientKey watches AUTHGATE_CLIENT_PRIVATE_KEY_FILE and returns the
+// private_key_jwt key in use, or nil when file is empty. With an empty
+// AUTHGATE_CLIENT_KEY_ID the kid is the new key's thumbprint, so the
+// provider finds it in the client's JWKS.
+func watchClientKey(w *secretfile.Watcher, file, keyID string) (func() *idp.ClientKey, error) {
+	if file == "" {
+		return nil, nil
+	}
+	var v secretfile.Value[*idp.ClientKey]
+	err := w.Add("AUTHGATE_CLIENT_PRIVATE_KEY_FILE", file, func(b []byte) error {
+		k, err := idp.ParseClientKey(b, keyID)
+		if err != nil {
+			return err
+		}
+		v.Store(k)
 		return nil
 	})
 	if err != nil {

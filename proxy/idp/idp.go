@@ -62,6 +62,10 @@ type Options struct {
 	// ClientKey, when set, authenticates authgate with private_key_jwt
 	// (RFC 7523) instead of a secret; ClientSecret must then be empty.
 	ClientKey *ClientKey
+	// ClientKeyFunc, when set with ClientKey, is asked for the key before
+	// each client assertion, so a rotated key file applies without a
+	// restart; nil means ClientKey always.
+	ClientKeyFunc func() *ClientKey
 	// RedirectURL is the absolute callback URL registered at the provider.
 	RedirectURL string
 	// Scopes requested at login; nil means openid, email, profile.

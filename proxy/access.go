@@ -96,8 +96,10 @@ func identitySubject(id *idp.Identity) access.Subject {
 // authenticated: whether it is public and, with routes, which route decides
 // it and on what method, path and host.
 type decision struct {
-	public       bool
-	route        *access.Route // nil without routes
+	public bool
+	// route decides the request; nil without routes. also, when set, must
+	// allow it too (access.Routes.Lookup: a path with ";parameters").
+	route, also  *access.Route
 	method, path string
 	host         string
 }
@@ -111,20 +113,21 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, method, path st
 	if h.routes == nil {
 		return decision{public: !notPublic && h.public.Match(method, path)}, true
 	}
-	rt := h.routes.Match(method, path, notPublic)
+	rt, also := h.routes.Lookup(method, path, notPublic)
 	if rt == nil {
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "access denied: no route matches",
 			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)),
 			slog.String(attrMethod, method), slog.String(attrPath, path))
 		h.metrics.routeDecision(h.noRouteCounters(), routeDenied)
 		h.writeError(w, r, problemNoRoute)
-		h.metrics.request(outcomeForbidden, http.StatusForbidden)
+		h.outcome(w, outcomeForbidden, http.StatusForbidden)
 		return decision{}, false
 	}
-	if rt.Public() {
+	public := rt.Public() && (also == nil || also.Public())
+	if public {
 		h.metrics.routeDecision(h.countersOf(rt), routePublic)
 	}
-	return decision{public: rt.Public(), route: rt, method: method, path: path}, true
+	return decision{public: public, route: rt, also: also, method: method, path: path}, true
 }
 
 // allowRoute evaluates the decision's route for in, logging a refusal with
@@ -132,18 +135,29 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, method, path st
 func (h *Handler) allowRoute(r *http.Request, d decision, in *access.Input, attrs ...slog.Attr) bool {
 	in.Method, in.Path, in.Host = d.method, d.path, d.host
 	in.Header, in.HeaderVisible = r.Header, upstream.HeaderReaches
-	ok, err := d.route.Allow(in)
-	switch {
-	case err != nil:
-		h.metrics.routeDecision(h.countersOf(d.route), routeError)
-		attrs = append(attrs, slog.String(attrRoute, d.route.Label), slog.String(attrReason, "rule failed to evaluate: "+err.Error()))
-	case ok:
-		h.metrics.routeDecision(h.countersOf(d.route), routeAllowed)
-		return true
-	default:
-		h.metrics.routeDecision(h.countersOf(d.route), routeDenied)
-		attrs = append(attrs, slog.String(attrRoute, d.route.Label), slog.String(attrReason, "rule is false"))
+	for _, rt := range [...]*access.Route{d.route, d.also} {
+		if rt == nil || rt.Public() {
+			continue
+		}
+		ok, err := rt.Allow(in)
+		switch {
+		case err != nil:
+			h.metrics.routeDecision(h.countersOf(rt), routeError)
+			attrs = append(attrs, slog.String(attrRoute, rt.Label), slog.String(attrReason, "rule failed to evaluate: "+err.Error()))
+		case ok:
+			h.metrics.routeDecision(h.countersOf(rt), routeAllowed)
+			continue
+		default:
+			h.metrics.routeDecision(h.countersOf(rt), routeDenied)
+			attrs = append(attrs, slog.String(attrRoute, rt.Label), slog.String(attrReason, "rule is false"))
+		}
+		return h.deniedByRoute(r, d, attrs)
 	}
+	return true
+}
+
+// deniedByRoute logs a refusal by a route and returns false.
+func (h *Handler) deniedByRoute(r *http.Request, d decision, attrs []slog.Attr) bool {
 	attrs = append(attrs, slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)),
 		slog.String(attrMethod, d.method), slog.String(attrPath, d.path))
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "access denied by route", attrs...)
@@ -168,7 +182,7 @@ func (h *Handler) allowSession(w http.ResponseWriter, r *http.Request, s *sessio
 		p := problemRouteForbidden
 		p.SignOutURL = h.signOutPath
 		h.writeError(w, r, p)
-		h.metrics.request(outcomeForbidden, http.StatusForbidden)
+		h.outcome(w, outcomeForbidden, http.StatusForbidden)
 		return false
 	}
 	ok, reason := h.policy.Allow(sessionSubject(s))
@@ -247,7 +261,7 @@ func (h *Handler) verifyBearer(w http.ResponseWriter, r *http.Request, token str
 			w.Header().Set("WWW-Authenticate", `Bearer realm="authgate", error="insufficient_scope"`)
 			p := problemRouteForbidden
 			h.writeError(w, r, p)
-			h.metrics.request(outcomeForbidden, http.StatusForbidden)
+			h.outcome(w, outcomeForbidden, http.StatusForbidden)
 			return nil, false
 		}
 	} else if ok, reason := h.policy.Allow(identitySubject(ident)); !ok {

@@ -393,9 +393,9 @@ func TestBearerOff(t *testing.T) {
 	if resp.StatusCode != 401 || strings.Contains(resp.Header.Get("WWW-Authenticate"), "error=") {
 		t.Errorf("API: %d %q, want 401 without an error code", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
-	resp, _ = env.raw(t, "GET", "/page", map[string]string{"Authorization": "Bearer good", "Accept": "text/html", "Sec-Fetch-Mode": "navigate"})
-	if resp.StatusCode != http.StatusFound {
-		t.Errorf("navigation: %d, want 302 to login", resp.StatusCode)
+	resp, body := env.raw(t, "GET", "/page", map[string]string{"Authorization": "Bearer good", "Accept": "text/html", "Sec-Fetch-Mode": "navigate"})
+	if resp.StatusCode != http.StatusOK || !isDeepLinkPage(body) {
+		t.Errorf("navigation: %d, want 200 with the page that starts the login", resp.StatusCode)
 	}
 	if env.up.count() != 0 {
 		t.Error("the upstream received an unauthenticated request")

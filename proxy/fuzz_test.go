@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/proxy/access"
 	"github.com/authgate/authgate/session"
@@ -152,6 +153,88 @@ func FuzzForwardAuthPublic(f *testing.F) {
 		for _, reading := range interpretations(p) {
 			if !insidePublic(reading) {
 				t.Fatalf("original URI %q answered 202 without a session; an upstream may read its path as %q", uri, reading)
+			}
+		}
+	})
+}
+
+// fuzzRouteSeeds add matrix parameters, which routes must see through, to
+// the public-path seeds.
+var fuzzRouteSeeds = append([]string{
+	"/admin;x/users", "/admin;jsessionid=1/", "/static;x/../admin/", "/app/x;y/z", "/admin/.", "/admin",
+	"/%61dmin/", "/static/%2e%2e/admin/x", "//admin//x", "/admin%3bx/", "/ADMIN/",
+}, publicSeeds...)
+
+// FuzzRoutesDecision: whatever the request target, a request without a
+// session reaches the upstream only on a path every reading of which lies
+// in a public route, and a signed-in user who is not an admin never
+// reaches a path that any reading places under the admin route: a target
+// never gets a more permissive route than the path the upstream receives.
+func FuzzRoutesDecision(f *testing.F) {
+	for _, s := range fuzzRouteSeeds {
+		f.Add(s)
+	}
+	specs, err := access.ParseRouteSpecs([]byte(`
+- match: "GET /static/"
+  public: true
+- match: "/healthz"
+  public: true
+- match: "/admin/"
+  allow: '"admins" in groups'
+- match: "/"
+  allow: 'true'
+`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	routes, err := access.CompileRoutes(specs)
+	if err != nil {
+		f.Fatal(err)
+	}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	store, _ := session.NewCookieStore(session.CookieStoreOptions{Keys: [][]byte{key}})
+	sealer, _ := session.NewSealer([][]byte{key})
+	var forwarded string
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { forwarded = r.URL.EscapedPath() })
+	h, err := New(Options{Provider: &fakeProvider{}, Store: store, Sealer: sealer, Upstream: up, Routes: routes, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	if err := store.Save(w, httptest.NewRequest("GET", "/", nil), &session.Session{
+		ID: "s", Subject: "u", Groups: []string{"users"}, ExpiresAt: time.Now().Add(time.Hour), Expiry: time.Now().Add(time.Hour),
+	}); err != nil {
+		f.Fatal(err)
+	}
+	cookie := w.Result().Cookies()[0]
+	f.Fuzz(func(t *testing.T, target string) {
+		for _, signedIn := range []bool{false, true} {
+			head := "GET " + target + " HTTP/1.1\r\nHost: app.test\r\nAccept: application/json\r\n"
+			if signedIn {
+				head += "Cookie: " + cookie.Name + "=" + cookie.Value + "\r\n"
+			}
+			r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head + "\r\n")))
+			if err != nil {
+				return // net/http refuses it before any handler runs
+			}
+			forwarded = "-"
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if forwarded == "-" {
+				continue
+			}
+			if canon, err := access.NormalizePath(forwarded); err != nil || canon != forwarded {
+				t.Fatalf("target %q forwarded as %q, which is not canonical (%q, %v)", target, forwarded, canon, err)
+			}
+			for _, reading := range interpretations(forwarded) {
+				if strings.HasSuffix(forwarded, "/") && reading != "/" {
+					reading += "/" // path.Clean drops it; routes tell "/admin" from "/admin/"
+				}
+				switch {
+				case !signedIn && !insidePublic(reading):
+					t.Fatalf("target %q forwarded without a session as %q, which an upstream may read as %q", target, forwarded, reading)
+				case signedIn && strings.HasPrefix(reading, "/admin/"):
+					t.Fatalf("target %q forwarded to a non-admin as %q, which an upstream may read as %q, under /admin/", target, forwarded, reading)
+				}
 			}
 		}
 	})

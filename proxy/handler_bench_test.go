@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/authgate/authgate/internal/demoidp"
 	"github.com/authgate/authgate/proxy"
+	"github.com/authgate/authgate/proxy/access"
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/session"
 	"github.com/authgate/authgate/upstream"
@@ -41,6 +44,8 @@ type benchEnv struct {
 	store    *session.CookieStore
 	upstream *url.URL
 	cookie   string // Cookie header of the logged-in session
+	front    string // URL of the handler's server
+	issuer   string // the demo IdP's issuer URL
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
@@ -49,13 +54,16 @@ func newBenchEnv(b *testing.B) *benchEnv {
 }
 
 // benchObserve turns on tracing (with tp) and the access log in a bench
-// environment.
+// environment, and sets its routes (nil for none); routes that read claims
+// make the provider keep them, as cmd/authgate does.
 type benchObserve struct {
 	tp        trace.TracerProvider
 	accessLog *slog.Logger
+	routes    *access.Routes
 }
 
 func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
+	routes := obs.routes
 	b.Helper()
 	discard := slog.New(slog.DiscardHandler)
 
@@ -93,6 +101,8 @@ func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
 		HTTPClient:     &http.Client{Timeout: 10 * time.Second},
 		Logger:         discard,
 		TracerProvider: obs.tp,
+		NeedGroups:     routes.UsesGroups(),
+		KeepClaims:     routes.UsesClaims(),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -146,6 +156,7 @@ func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
 		Logger:          discard,
 		TracerProvider:  obs.tp,
 		AccessLog:       obs.accessLog,
+		Routes:          routes,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -154,7 +165,7 @@ func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
 	front.Start()
 	b.Cleanup(front.Close)
 
-	return &benchEnv{handler: h, store: store, upstream: upURL, cookie: benchLogin(b, front.URL, issuer)}
+	return &benchEnv{handler: h, store: store, upstream: upURL, cookie: benchLogin(b, front.URL, issuer), front: front.URL, issuer: issuer}
 }
 
 // benchLogin signs alice in through the front server and returns the
@@ -278,7 +289,7 @@ func BenchmarkHandlerAuthenticated(b *testing.B) {
 // BenchmarkHandlerAuthenticatedTracing is the same request with tracing
 // on (issue 13): the SDK with a batch processor and an exporter that drops
 // what it gets, sampling nothing (always_off: the span context is still
-// made and propagated) or everything (always_on: four spans recorded per
+// made and propagated) or everything (always_on: three spans recorded per
 // request). Tracing off is BenchmarkHandlerAuthenticated.
 func BenchmarkHandlerAuthenticatedTracing(b *testing.B) {
 	for _, sampler := range []struct {
@@ -307,6 +318,57 @@ type discardExporter struct{}
 
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// benchRoutes returns a 20-route file with CEL in every rule but the
+// public ones, such as an application with several areas would have; the
+// benchmark request (GET /api/items) matches route 17, after seventeen that
+// do not match. claims makes route 17 read claims and a header as well.
+func benchRoutes(b *testing.B, claims bool) *access.Routes {
+	b.Helper()
+	var src strings.Builder
+	src.WriteString("- match: \"GET /static/\"\n  public: true\n- match: \"/healthz\"\n  public: true\n")
+	for i := range 14 {
+		fmt.Fprintf(&src, "- name: area%d\n  match: \"/area%d/\"\n  allow: '\"team%d\" in groups || email.endsWith(\"@corp%d.example\")'\n", i, i, i, i)
+	}
+	rule := `"staff" in groups && email.endsWith("@example.com") && request.method in ["GET", "HEAD"]`
+	if claims {
+		rule = `"staff" in groups && claims.email_verified == true && has(claims.name) && !("x-debug" in request.headers)`
+	}
+	fmt.Fprintf(&src, "- name: api-write\n  match: \"POST /api/\"\n  allow: '\"admins\" in groups'\n")
+	fmt.Fprintf(&src, "- name: api\n  match: \"/api/\"\n  allow: '%s'\n", strings.ReplaceAll(rule, "'", "''"))
+	src.WriteString("- name: admin\n  match: \"/admin/\"\n  allow: '\"admins\" in groups'\n")
+	src.WriteString("- name: rest\n  match: \"/\"\n  allow: 'sub != \"\"'\n")
+	specs, err := access.ParseRouteSpecs([]byte(src.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	routes, err := access.CompileRoutes(specs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if routes.Len() != 20 {
+		b.Fatalf("%d routes, want 20", routes.Len())
+	}
+	return routes
+}
+
+// BenchmarkHandlerAuthenticatedRoutes is BenchmarkHandlerAuthenticated with
+// a 20-route file (issue 14): the request matches route 17, whose CEL rule
+// reads groups, email and request.method ("cel"), or claims and
+// request.headers ("cel-claims", which decodes the session's claims and
+// builds the header map on every request).
+func BenchmarkHandlerAuthenticatedRoutes(b *testing.B) {
+	for _, claims := range []bool{false, true} {
+		name := "cel"
+		if claims {
+			name = "cel-claims"
+		}
+		b.Run(name, func(b *testing.B) {
+			env := newBenchEnvWith(b, benchObserve{routes: benchRoutes(b, claims)})
+			runHandlerBench(b, env.handler, http.StatusOK, benchRequest(env.cookie, "Accept", "application/json"))
+		})
+	}
+}
 
 // BenchmarkHandlerAuthenticatedManySessions is the same with 8192 distinct
 // sessions going round: far more than the open cache holds, so nearly every
@@ -364,10 +426,115 @@ func BenchmarkHandlerUnauthenticatedAPI(b *testing.B) {
 }
 
 // BenchmarkHandlerNavigationRedirect is a browser navigation without a
-// session: a new state, nonce and PKCE verifier, a sealed login-flow cookie
-// and a 302 to the IdP.
+// session and without Fetch Metadata: a new state, nonce and PKCE verifier,
+// a sealed login-flow cookie and a 302 to the IdP.
 func BenchmarkHandlerNavigationRedirect(b *testing.B) {
 	env := newBenchEnv(b)
 	runHandlerBench(b, env.handler, http.StatusFound, benchRequest("",
-		"Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "Sec-Fetch-Mode", "navigate"))
+		"Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"))
+}
+
+// BenchmarkHandlerNavigationPage is a browser navigation without a session
+// that sends Fetch Metadata: the deep-link page, whose script then starts
+// the login (the 302 above) with the fragment.
+func BenchmarkHandlerNavigationPage(b *testing.B) {
+	env := newBenchEnv(b)
+	r := benchRequest("", "Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "Sec-Fetch-Mode", "navigate")
+	w := &discardWriter{h: make(http.Header)}
+	serve(env.handler, w, r)
+	if w.status != http.StatusOK || w.h.Get("Content-Security-Policy") == "" {
+		b.Fatalf("status = %d, want 200 with the deep-link page", w.status)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		serve(env.handler, w, r)
+	}
+}
+
+// BenchmarkLoginRoundTrip is a whole login over loopback HTTP, from the
+// navigation to a deep link to landing on it with a session: authgate, the
+// demo IdP's login form and the code exchange. "redirect" is a client
+// without Fetch Metadata (302 at once); "page" sends Sec-Fetch-Mode and
+// follows the deep-link page as its script would, one more round trip to
+// authgate. The difference is what the page costs a login (the browser's
+// script itself, well under a millisecond, is not in it).
+//
+// The two alternate within each iteration (A B A B), so that the load of
+// a shared machine falls on both alike, and the medians are reported:
+// redirect-ms, page-ms and their difference delta-ms.
+func BenchmarkLoginRoundTrip(b *testing.B) {
+	env := newBenchEnv(b)
+	var redirect, page []float64
+	for b.Loop() {
+		t0 := time.Now()
+		benchDeepLogin(b, env, false)
+		t1 := time.Now()
+		benchDeepLogin(b, env, true)
+		redirect = append(redirect, float64(t1.Sub(t0))/1e6)
+		page = append(page, float64(time.Since(t1))/1e6)
+	}
+	r, p := median(redirect), median(page)
+	b.ReportMetric(r, "redirect-ms")
+	b.ReportMetric(p, "page-ms")
+	b.ReportMetric(p-r, "delta-ms")
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// benchDeepLogin signs alice in from a cold navigation to
+// /some/deep/link?x=1 and checks that she lands there.
+func benchDeepLogin(b *testing.B, env *benchEnv, fetchMetadata bool) {
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Path == "/some/deep/link" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	req, _ := http.NewRequest(http.MethodGet, env.front+"/some/deep/link?x=1", nil)
+	req.Header.Set("Accept", "text/html")
+	if fetchMetadata {
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		req.Header.Set("Sec-Fetch-Site", "none")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if fetchMetadata {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		const marker = `<meta name="authgate-rd" content="`
+		i := strings.Index(string(body), marker)
+		if resp.StatusCode != http.StatusOK || i < 0 {
+			b.Fatalf("navigation: %d, want the deep-link page", resp.StatusCode)
+		}
+		rd, _, _ := strings.Cut(string(body[i+len(marker):]), `"`)
+		rd = strings.ReplaceAll(rd, "&amp;", "&") + "#/settings/profile" // what location.hash adds
+		resp, err = client.Get(env.front + "/oauth2/start?rd=" + url.QueryEscape(rd))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	resp.Body.Close()
+	id := resp.Request.URL.Query().Get("authRequestID")
+	if resp.StatusCode != http.StatusOK || id == "" {
+		b.Fatalf("login start ended at %s with %d, want the IdP's login form", resp.Request.URL.Path, resp.StatusCode)
+	}
+	resp, err = client.PostForm(env.issuer+"login", url.Values{"authRequestID": {id}, "username": {"alice"}, "password": {"alice-pw"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	want := "/some/deep/link?x=1"
+	if fetchMetadata {
+		want += "#/settings/profile"
+	}
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+		b.Fatalf("login ended with %d to %q, want 302 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
 }

@@ -169,6 +169,11 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		ExpiresAt:         now.Add(h.sessionTTL),
 	}
 	if err := h.store.Save(w, r, s); err != nil {
+		if h.sessionTooLarge(r, s, err) {
+			h.writeError(w, r, problemSessionTooLarge)
+			h.metrics.login(loginFailed)
+			return
+		}
 		h.log.LogAttrs(r.Context(), slog.LevelError, "save new session", reqID, slog.String(attrError, err.Error()))
 		h.writeError(w, r, problemStoreUnavailable)
 		h.metrics.login(loginFailed)

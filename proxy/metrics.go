@@ -58,6 +58,7 @@ type Metrics struct {
 	// HTTP call by endpoint.
 	refreshTime *prometheus.HistogramVec
 	idpTime     *prometheus.HistogramVec
+	cookie      prometheus.Histogram
 
 	// forwarded and byStatus are looked up once rather than on every
 	// request: a label lookup hashes and allocates.
@@ -95,12 +96,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time of each HTTP call to the OpenID Provider by endpoint (discovery, jwks, token, userinfo, revocation, other), failed calls included.",
 			Buckets: idpBuckets,
 		}, []string{"endpoint"}),
+		cookie: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "authgate_session_cookie_bytes",
+			Help: "Size of each sealed session the cookie store writes (all chunks together, what the browser sends back in its Cookie header), compressed.",
+			// Around the limits that matter: 4 KB a cookie, 8 KB a
+			// header line at ingress-nginx's defaults, 40 KB authgate's.
+			Buckets: []float64{512, 1024, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 40960},
+		}),
 	}
 	m.routes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "authgate_route_decisions_total",
 		Help: "Decisions of AUTHGATE_ROUTES by route (its name, or its index from 0; \"none\" when no route matched) and outcome (public, allowed, denied, error).",
 	}, []string{"route", "outcome"})
-	reg.MustRegister(m.requests, m.logins, m.refreshes, m.upstream, m.routes, m.refreshTime, m.idpTime)
+	reg.MustRegister(m.requests, m.logins, m.refreshes, m.upstream, m.routes, m.refreshTime, m.idpTime, m.cookie)
 	// Pre-create the common series so dashboards show zeros, not gaps.
 	m.forwarded = m.requests.WithLabelValues(outcomeForwarded, "0")
 	for _, r := range []string{loginSucceeded, loginFailed} {
@@ -224,4 +232,12 @@ func (h *Handler) noRouteCounters() *routeCounters {
 		return nil
 	}
 	return &h.routeCounters[len(h.routeCounters)-1]
+}
+
+// ObserveSessionCookie records the size of a sealed session cookie; it fits
+// session.CookieStoreOptions.ObserveSize.
+func (m *Metrics) ObserveSessionCookie(bytes int) {
+	if m != nil {
+		m.cookie.Observe(float64(bytes))
+	}
 }

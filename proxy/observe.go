@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -169,8 +171,8 @@ func (h *Handler) endRequestSpan(span trace.Span, r *http.Request, status int, o
 		span.End()
 		return
 	}
-	if strings.HasPrefix(r.URL.Path, h.prefix+"/") {
-		span.SetName(r.Method + " " + r.URL.Path)
+	if route := h.endpoint(r.URL.Path); route != "" {
+		span.SetName(r.Method + " " + route)
 	}
 	span.SetAttributes(
 		attribute.String("url.path", r.URL.Path),
@@ -181,6 +183,20 @@ func (h *Handler) endRequestSpan(span trace.Span, r *http.Request, status int, o
 		span.SetStatus(codes.Error, http.StatusText(status))
 	}
 	span.End()
+}
+
+// endpoint is the route of authgate's own endpoint at path, or "" for a
+// path that is proxied. Envoy's <prefix>/auth/<original path> is named
+// <prefix>/auth, so that span names stay few.
+func (h *Handler) endpoint(path string) string {
+	switch path {
+	case h.startPath, h.callbackPath, h.signOutPath, h.userinfoPath, h.authPath, h.backchannelPath:
+		return path
+	}
+	if strings.HasPrefix(path, h.authPath+"/") {
+		return h.authPath
+	}
+	return ""
 }
 
 // endpointOutcome is the outcome of a request to one of authgate's own
@@ -261,6 +277,16 @@ func (w *observedWriter) Write(p []byte) (int, error) {
 }
 
 func (w *observedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection over (a WebSocket upgrade): the upstream's
+// 101 is then written on the raw connection, so it is noted here.
+func (w *observedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return conn, brw, err
+}
 
 // outcome counts the request's outcome (authgate_requests_total) and, when
 // the request is observed, notes it for its span and access log line.

@@ -1,7 +1,8 @@
 // Package proxy is authgate's HTTP surface: the login flow (start, callback),
 // sign-out and userinfo endpoints, the browser-versus-API decision, the
-// path normalisation → public paths → bearer token → session → policy →
-// refresh → forward chain in front of the upstream, and forward-auth
+// path normalisation → public paths (or routes) → bearer token → session →
+// policy (or the route's rule) → refresh → forward chain in front of the
+// upstream, and forward-auth
 // (<prefix>/auth) for nginx, Traefik and Envoy.
 package proxy
 
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -233,6 +235,7 @@ type Handler struct {
 	traceTrust     TraceTrust
 	accessLog      *slog.Logger
 	accessLogQuery bool
+	tooLargeOnce   sync.Once // the first session too large for cookies is logged at Error
 }
 
 // New returns a Handler or an error naming the first missing requirement.
@@ -471,9 +474,15 @@ func (h *Handler) loadSession(w http.ResponseWriter, r *http.Request) (s *sessio
 }
 
 // unauthenticated sends a navigation to login and answers anything else with
-// 401, so that API clients never receive a login page.
+// 401, so that API clients never receive a login page. A navigation that
+// says so through Fetch Metadata gets the deep-link page, whose script
+// keeps the URL's fragment; others get the 302 to the IdP.
 func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request) {
 	if isNavigation(r) {
+		if wantsDeepLinkPage(r) {
+			h.serveDeepLinkPage(w, r)
+			return
+		}
 		h.startLogin(w, r, r.URL.RequestURI())
 		return
 	}

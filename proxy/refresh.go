@@ -197,8 +197,10 @@ func (h *Handler) redeemShared(ctx context.Context, w http.ResponseWriter, r *ht
 		// The new tokens are good but unsaved: serve this request with them;
 		// the next request finds the old session and refreshes again (and,
 		// if the IdP rotates refresh tokens, has to log in again).
-		h.log.LogAttrs(r.Context(), slog.LevelError, "save refreshed session",
-			slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
+		if !h.sessionTooLarge(r, next, err) {
+			h.log.LogAttrs(r.Context(), slog.LevelError, "save refreshed session",
+				slog.String(attrRequestID, r.Header.Get(h.requestIDHeader)), slog.String(attrError, err.Error()))
+		}
 	}
 	return next, nil
 }
@@ -269,7 +271,9 @@ func (h *Handler) fresh(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		if err := h.store.Save(w, r, next); err != nil {
 			// The refreshed tokens are good; serve this request with them
 			// and let the next one try to store them again.
-			h.log.LogAttrs(r.Context(), slog.LevelError, "save refreshed session", reqID, slog.String(attrError, err.Error()))
+			if !h.sessionTooLarge(r, next, err) {
+				h.log.LogAttrs(r.Context(), slog.LevelError, "save refreshed session", reqID, slog.String(attrError, err.Error()))
+			}
 		}
 		return next, true
 	case errors.Is(err, errSessionEnded):

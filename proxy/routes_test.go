@@ -129,6 +129,9 @@ func TestRoutes(t *testing.T) {
 		{name: "dot-dot out of admin", req: req{"GET", "/admin/../app/x", nil}, want: map[string]int{"anonymous": 401}, wantElse: 200, upstream: "/app/x"},
 		{name: "absolute form", req: req{"GET", "http://app.test/static/../admin/x", nil}, want: map[string]int{"anonymous": 401, "admin": 200}, wantElse: 403, upstream: "/admin/x"},
 		{name: "query never matched", req: req{"GET", "/nothing?x=/app/", nil}, wantElse: 403},
+		{name: "matrix parameter hiding admin", req: req{"GET", "/admin;x/users", nil}, wantElse: 403},
+		{name: "matrix parameter inside a route", req: req{"GET", "/app/x;y/z", nil}, want: map[string]int{"anonymous": 401}, wantElse: 200, upstream: "/app/x;y/z"},
+		{name: "matrix parameter on a public prefix", req: req{"GET", "/static;x/app.js", nil}, wantElse: 403},
 		{name: "tomcat dot-dot parameter", req: req{"GET", "/app/..;/admin/", nil}, wantElse: 400},
 		{name: "encoded slash", req: req{"GET", "/app/..%2fadmin/", nil}, wantElse: 400},
 		{name: "backslash", req: req{"GET", `/app/..\admin/`, nil}, wantElse: 400},
@@ -274,9 +277,15 @@ func TestRoutesBrowser(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(body, "<html") || !strings.Contains(body, `href="/oauth2/sign_out"`) || strings.Contains(body, "admin") {
 		t.Errorf("refused navigation: status %d body %.300q, want a 403 page with a sign-out link, not naming the route", resp.StatusCode, body)
 	}
-	resp, _ = env.raw(t, "GET", "/admin/", nav)
+	// A navigation with Fetch Metadata gets the deep-link page (which keeps
+	// the fragment on its way to the login); one without gets the 302.
+	resp, body = env.raw(t, "GET", "/admin/", nav)
+	if resp.StatusCode != http.StatusOK || !isDeepLinkPage(body) {
+		t.Errorf("anonymous navigation: status %d body %.200q, want the deep-link page that starts a login", resp.StatusCode, body)
+	}
+	resp, _ = env.raw(t, "GET", "/admin/", map[string]string{"Accept": "text/html"})
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "https://idp.example/") {
-		t.Errorf("anonymous navigation: status %d Location %q, want a login", resp.StatusCode, resp.Header.Get("Location"))
+		t.Errorf("anonymous navigation without Fetch Metadata: status %d Location %q, want a login", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	resp, _ = env.raw(t, "GET", "/nowhere", nav)
 	if resp.StatusCode != 403 {

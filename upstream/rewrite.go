@@ -237,7 +237,9 @@ func HeaderReaches(h http.Header, name string) bool {
 	}
 	for _, v := range h["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
-			if foldEqual(name, strings.ToLower(strings.TrimSpace(f))) {
+			// '_' as '-' on both sides: it hides a little more than
+			// ReverseProxy removes, never less.
+			if foldEqual(name, strings.ReplaceAll(strings.ToLower(strings.TrimSpace(f)), "_", "-")) {
 				return false
 			}
 		}

@@ -168,7 +168,8 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 		return nil, err
 	}
 	cookieOpts := session.CookieOptions{Name: cfg.CookieName, Domain: cfg.CookieDomain, Secure: cfg.CookieSecure}
-	store, err := session.NewCookieStore(session.CookieStoreOptions{Cookie: cookieOpts, Sealer: sealer, Now: now})
+	store, err := session.NewCookieStore(session.CookieStoreOptions{Cookie: cookieOpts, Sealer: sealer, Now: now,
+		ObserveSize: metrics.ObserveSessionCookie})
 	if err != nil {
 		return nil, fmt.Errorf("configure session cookie: %w", err)
 	}

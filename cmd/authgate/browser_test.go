@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -471,6 +472,43 @@ func TestBrowserDeepLink(t *testing.T) {
 			if n := e.up.count(); n != 1 {
 				t.Errorf("upstream received %d requests in all, want 1", n)
 			}
+		})
+	}
+}
+
+// TestBrowserDeepLinkFragment: the fragment of a deep link survives the
+// login (issue 11), both for a hash-routed SPA URL opened cold (through
+// authgate's deep-link page, whose script runs under its strict CSP) and
+// for an explicit rd that carries one.
+func TestBrowserDeepLinkFragment(t *testing.T) {
+	tests := []struct {
+		name, open, want string
+	}{
+		{"hash-routed link opened cold", "/some/deep/link?x=1#/settings/profile", "/some/deep/link?x=1#/settings/profile"},
+		{"explicit rd with a fragment", "/oauth2/start?rd=" + url.QueryEscape("/app/?tab=2#/settings/profile?y=1"), "/app/?tab=2#/settings/profile?y=1"},
+		{"fragment that looks like a host stays on our origin", "/oauth2/start?rd=" + url.QueryEscape("/#//evil.example/x"), "/#//evil.example/x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startBrowserEnv(t, longTokens, nil)
+			ctx := newChromium(t)
+			if err := chromedp.Do(ctx, chromedp.Navigate(e.base+tt.open)); err != nil {
+				t.Fatalf("navigate: %v", err)
+			}
+			e.waitLoginPage(t, ctx)
+			if err := submitLogin(ctx, "alice", "alice-pw"); err != nil {
+				t.Fatalf("submit login form: %v", err)
+			}
+			p := waitWhoami(t, ctx)
+			if p.URL != e.base+tt.want {
+				t.Errorf("after sign-in the browser is at %q, want %q", p.URL, e.base+tt.want)
+			}
+			path, query, _ := strings.Cut(strings.SplitN(tt.want, "#", 2)[0], "?")
+			got := e.up.to(path)
+			if len(got) != 1 || got[0].RawQuery != query {
+				t.Fatalf("upstream received %d requests for %q (%+v), want 1 with query %q", len(got), path, got, query)
+			}
+			e.checkAliceToken(t, got[0].bearer())
 		})
 	}
 }

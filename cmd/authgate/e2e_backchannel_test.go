@@ -157,7 +157,9 @@ func TestBackchannelLogoutAcrossReplicas(t *testing.T) {
 					return code == http.StatusUnauthorized
 				})
 			}
-			resp := rawRequest(t, "GET", r.a.URL+"/after", cookie, navHeader)
+			// Without Fetch Metadata, so that the answer is the 302 itself
+			// rather than the deep-link page that leads to it.
+			resp := rawRequest(t, "GET", r.a.URL+"/after", cookie, map[string]string{"Accept": "text/html"})
 			readBody(t, resp)
 			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, r.issuer+"authorize?") {
 				t.Errorf("navigation on a after the logout = %d Location %q, want 302 to the provider's login", resp.StatusCode, loc)

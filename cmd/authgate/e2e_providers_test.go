@@ -297,7 +297,7 @@ func testProviderFlows(t *testing.T, op *realOP) {
 		// Sign-out: authgate revokes the refresh token and sends the
 		// browser to the provider's end_session with id_token_hint; after
 		// the provider's own steps it lands on post_logout_redirect_uri.
-		resp = b.request("GET", g.URL+"/oauth2/sign_out", navHeader)
+		resp = b.request("GET", g.URL+"/oauth2/sign_out", sameOriginLink)
 		readBody(t, resp)
 		loc := resp.Header.Get("Location")
 		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, op.issuer) || !strings.Contains(loc, "id_token_hint=") {
@@ -462,7 +462,7 @@ func (g *rpGate) forwardedUser() string {
 func (g *rpGate) signOutRevokes(t *testing.T, b *browser) {
 	t.Helper()
 	s := g.session(t, b)
-	resp := b.request("GET", g.URL+"/oauth2/sign_out", navHeader)
+	resp := b.request("GET", g.URL+"/oauth2/sign_out", sameOriginLink)
 	readBody(t, resp)
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("sign_out = %d, want 302", resp.StatusCode)

@@ -55,7 +55,7 @@ func TestBrowserVersusAPI(t *testing.T) {
 		header map[string]string
 		want   int
 	}{
-		{"navigation", "GET", map[string]string{"Sec-Fetch-Mode": "navigate", "Accept": "text/html"}, http.StatusFound},
+		{"navigation", "GET", map[string]string{"Sec-Fetch-Mode": "navigate", "Accept": "text/html"}, http.StatusOK}, // the deep-link page
 		{"navigation without fetch metadata", "GET", map[string]string{"Accept": "text/html,*/*"}, http.StatusFound},
 		{"fetch", "GET", map[string]string{"Sec-Fetch-Mode": "cors", "Accept": "*/*"}, http.StatusUnauthorized},
 		{"fetch accepting html", "GET", map[string]string{"Sec-Fetch-Mode": "cors", "Accept": "text/html"}, http.StatusUnauthorized},
@@ -76,6 +76,12 @@ func TestBrowserVersusAPI(t *testing.T) {
 			if tt.want == http.StatusFound {
 				if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, g.op.URL+"auth?") {
 					t.Errorf("Location = %q, want the OP's authorization endpoint", loc)
+				}
+				return
+			}
+			if tt.want == http.StatusOK {
+				if !strings.Contains(body, `<meta name="authgate-rd" content="/api/thing">`) {
+					t.Errorf("body = %.300q, want the deep-link page for /api/thing", body)
 				}
 				return
 			}
@@ -148,9 +154,8 @@ func TestTamperedCookieIsFreshLogin(t *testing.T) {
 	for name, cookie := range cases {
 		t.Run(name, func(t *testing.T) {
 			resp := rawRequest(t, "GET", g.URL+"/x", cookie, map[string]string{"Sec-Fetch-Mode": "navigate", "Accept": "text/html"})
-			readBody(t, resp)
-			if resp.StatusCode != http.StatusFound {
-				t.Errorf("navigation: %d, want 302 to login", resp.StatusCode)
+			if body := readBody(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, `<meta name="authgate-start"`) {
+				t.Errorf("navigation: %d, want 200 with the page that starts the login", resp.StatusCode)
 			}
 			resp = rawRequest(t, "GET", g.URL+"/x", cookie, map[string]string{"Accept": "application/json"})
 			readBody(t, resp)
@@ -309,9 +314,8 @@ func TestSignOut(t *testing.T) {
 		t.Errorf("replayed cookie after sign-out: %d, want 401", resp.StatusCode)
 	}
 	resp = b.request("GET", g.URL+"/after", map[string]string{"Sec-Fetch-Mode": "navigate", "Accept": "text/html"})
-	readBody(t, resp)
-	if resp.StatusCode != http.StatusFound {
-		t.Errorf("navigation after sign-out: %d, want 302 to login", resp.StatusCode)
+	if body := readBody(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, `<meta name="authgate-start"`) {
+		t.Errorf("navigation after sign-out: %d, want 200 with the page that starts the login", resp.StatusCode)
 	}
 }
 
@@ -438,6 +442,8 @@ func TestMetrics(t *testing.T) {
 		`authgate_requests_total{code="0",outcome="forwarded"}`,
 		`authgate_upstream_duration_seconds_bucket`,
 		`authgate_refreshes_total{result="success"} 0`,
+		`authgate_session_cookie_bytes_count 1`,
+		`authgate_session_cookie_bytes_bucket{le="4096"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -304,7 +305,7 @@ func TestTracingTrustedClient(t *testing.T) {
 	// Sign-out: the revocation call under the sign-out request. The
 	// cookies are read first: sign-out clears them.
 	cookies := b.cookieHeader(g)
-	readBody(t, b.request("GET", g.URL+"/oauth2/sign_out", nil))
+	readBody(t, b.request("GET", g.URL+"/oauth2/sign_out", sameOriginLink))
 	signOut := rcv.waitSpan(t, "GET /oauth2/sign_out", named("GET /oauth2/sign_out"))
 	rcv.waitSpan(t, "idp.revocation under the sign-out", childOf("idp.revocation", signOut))
 
@@ -654,3 +655,87 @@ func TestTracingRedis(t *testing.T) {
 	}
 	rcv.waitSpan(t, "redis pipeline under the wait", childOf("redis pipeline", wait))
 }
+
+// TestObservedStreams: with tracing and the access log on, the writer
+// that records the response still lets a WebSocket upgrade (Hijack) and an
+// event stream's flushes through.
+func TestObservedStreams(t *testing.T) {
+	rcv := startReceiver(t)
+	g := startGate(t, tracingEnv(rcv, withEnv("AUTHGATE_ACCESS_LOG", "true"))...)
+	release := make(chan struct{})
+	g.upstream.handle = func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ws":
+			conn, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("upstream hijack: %v", err)
+				return
+			}
+			defer conn.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			brw.Flush()
+			line, _ := brw.ReadString('\n')
+			brw.WriteString("echo " + line)
+			brw.Flush()
+		case "/events":
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: first\n\n")
+			http.NewResponseController(w).Flush()
+			<-release
+		}
+	}
+	b := newBrowser(t)
+	readBody(t, b.signIn(g, g.URL+"/"))
+	cookie := b.cookieHeader(g)
+
+	// WebSocket: 101, then bytes both ways.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: "+strings.TrimPrefix(g.URL, "http://")+"\r\nCookie: "+cookie+
+		"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nX-Request-Id: ws-1\r\n\r\n")
+	br := bufioReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	io.WriteString(conn, "hello\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo hello\n" {
+		t.Fatalf("through the WebSocket: %q %v", line, err)
+	}
+	conn.Close()
+
+	// Event stream: the first event arrives while the upstream still holds
+	// the response open, so it was flushed.
+	req, _ := http.NewRequest("GET", g.URL+"/events", nil)
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("X-Request-Id", "sse-1")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufioReader(res.Body).ReadString('\n')
+	if err != nil || line != "data: first\n" {
+		t.Fatalf("first event = %q, %v", line, err)
+	}
+	close(release)
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+
+	if m := accessLineFor(t, g, "request_id", "ws-1"); m["status"] != float64(http.StatusSwitchingProtocols) || m["outcome"] != "forwarded" {
+		t.Errorf("WebSocket access line = %v", m)
+	}
+	waitAccess := time.Now().Add(5 * time.Second)
+	for time.Now().Before(waitAccess) && !strings.Contains(g.logs.String(), `"request_id":"sse-1"`) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m := accessLineFor(t, g, "request_id", "sse-1"); m["status"] != float64(http.StatusOK) || m["bytes"] != float64(len("data: first\n\n")) {
+		t.Errorf("event stream access line = %v", m)
+	}
+}
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }

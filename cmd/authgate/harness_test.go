@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -337,6 +338,42 @@ func (b *browser) navigateFrom(rawURL, site string) *http.Response {
 	resp, err := b.Do(req)
 	if err != nil {
 		b.t.Fatalf("GET %s: %v", rawURL, err)
+	}
+	return b.runDeepLinkPage(resp, rawURL)
+}
+
+var (
+	deepLinkStartRe = regexp.MustCompile(`<meta name="authgate-start" content="([^"]*)">`)
+	deepLinkRdRe    = regexp.MustCompile(`<meta name="authgate-rd" content="([^"]*)">`)
+)
+
+// runDeepLinkPage does what authgate's deep-link page's script does in a
+// browser (this client runs no JavaScript): it navigates to the login start
+// with the page's rd plus rawURL's fragment. Any other response is
+// returned unchanged.
+func (b *browser) runDeepLinkPage(resp *http.Response, rawURL string) *http.Response {
+	b.t.Helper()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		return resp
+	}
+	body := readBody(b.t, resp)
+	start, rd := deepLinkStartRe.FindStringSubmatch(body), deepLinkRdRe.FindStringSubmatch(body)
+	if start == nil || rd == nil {
+		resp.Body = io.NopCloser(strings.NewReader(body))
+		return resp
+	}
+	target := html.UnescapeString(rd[1])
+	if _, frag, ok := strings.Cut(rawURL, "#"); ok {
+		target += "#" + frag
+	}
+	next := resp.Request.URL.ResolveReference(&url.URL{Path: html.UnescapeString(start[1]), RawQuery: "rd=" + url.QueryEscape(target)})
+	req, _ := http.NewRequest(http.MethodGet, next.String(), nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := b.Do(req)
+	if err != nil {
+		b.t.Fatalf("GET %s: %v", next, err)
 	}
 	return resp
 }

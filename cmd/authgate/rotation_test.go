@@ -69,7 +69,9 @@ func TestSecretRotation(t *testing.T) {
 	passes := func(cookie string) bool {
 		t.Helper()
 		before := up.count()
-		resp := rawRequest(t, "GET", g.URL+"/app", cookie, navHeader)
+		// Without Fetch Metadata a login is a plain 302, not the
+		// deep-link page.
+		resp := rawRequest(t, "GET", g.URL+"/app", cookie, map[string]string{"Accept": "text/html"})
 		readBody(t, resp)
 		switch {
 		case resp.StatusCode == http.StatusOK && up.count() == before+1:

@@ -1,12 +1,14 @@
 // Package access holds authgate's pure access decisions: which post-login
 // redirect targets are safe, what canonical path a request has, which paths
-// are public, which users a policy admits, and which X-Forwarded-* headers are
-// believed. It does no I/O and imports no other authgate package, so every
-// decision can be table-tested and fuzzed on its own.
+// are public, which users a policy admits, which route (with its CEL rule)
+// decides a request, and which X-Forwarded-* headers are believed. It does
+// no I/O and imports no other authgate package, so every decision can be
+// table-tested and fuzzed on its own.
 //
 // Each function here fails closed: input that is ambiguous, malformed or
 // merely unusual is refused (SafeRedirect returns "/", NormalizePath an
-// error, Match and Allow false, Forwarded the request's own values). The
+// error, Match and Allow false, a route's rule that fails to evaluate
+// false, Forwarded the request's own values). The
 // tests name the peer advisories whose tricks they replay, among them
 // oauth2-proxy GHSA-qqxw-m5fj-f7gv ("/\evil.com"), GHSA-j7px-6hwj-hpjg
 // (whitespace between slashes), GHSA-5m6c-jp6f-2vcv (dot segments between

@@ -55,11 +55,6 @@ const NoRouteLabel = "none"
 // maxRouteNameLen bounds a route's name, which becomes a metric label.
 const maxRouteNameLen = 64
 
-// costLimit bounds the work one evaluation may do; claims are the IdP's
-// data, and a comprehension over a huge list must not stall a request.
-// Exceeding it is a runtime error, which denies.
-const costLimit = 100_000
-
 // Routes is an ordered list of compiled routes: the first whose pattern
 // matches a request decides it. Build it with CompileRoutes. A nil *Routes
 // has no routes: Match returns nil for every request, and callers fall
@@ -243,10 +238,11 @@ func (rt *Route) compile(env *cel.Env, src string) error {
 	if !checked.OutputType().IsExactType(cel.BoolType) {
 		return fmt.Errorf("line 1, column 1: result is %s, want bool", checked.OutputType())
 	}
-	prg, err := env.Program(checked,
-		cel.EvalOptions(cel.OptOptimize),
-		cel.CostLimit(costLimit),
-	)
+	// No runtime cost limit: its tracker costs eight allocations per
+	// evaluation, and what an expression iterates over is bounded already
+	// (claims by the session cookie or token, headers by the 64 KiB header
+	// limit).
+	prg, err := env.Program(checked, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -339,6 +335,61 @@ func (rs *Routes) Match(method, normalizedPath string, skipPublic bool) *Route {
 	if canon, err := NormalizePath(normalizedPath); err != nil || canon != normalizedPath {
 		return nil
 	}
+	return rs.match(method, normalizedPath, skipPublic)
+}
+
+// Lookup returns the routes that decide a request: route, the one Match
+// returns, and also, a second route that must agree. also is set when the
+// path holds a ";parameter" (or "%3B") in a segment and the path with every parameter
+// cut off ("/admin;x/y" is "/admin/y" to Tomcat and Spring, which strip
+// them before routing) matches another route. Then the request is public
+// only when both routes are public, and allowed only when every non-public
+// one allows it; when either path matches no route, route is nil and the
+// request is refused. NormalizePath keeps such a ";" literally, so without
+// this an upstream that strips parameters could serve "/admin/y" under
+// the rule of "/".
+func (rs *Routes) Lookup(method, normalizedPath string, skipPublic bool) (route, also *Route) {
+	route = rs.Match(method, normalizedPath, skipPublic)
+	if route == nil || strings.IndexByte(normalizedPath, ';') < 0 && !strings.Contains(normalizedPath, "%3B") {
+		return route, nil
+	}
+	// An encoded ";" counts too: a framework that decodes the path before
+	// cutting parameters reads "/admin%3Bx/" as "/admin/".
+	also = rs.match(method, stripParams(strings.ReplaceAll(normalizedPath, "%3B", ";")), skipPublic)
+	switch {
+	case also == nil:
+		return nil, nil
+	case also == route:
+		return route, nil
+	}
+	return route, also
+}
+
+// stripParams cuts the ";parameter" off every segment of a canonical path.
+// NormalizePath refuses segments that are empty or dots once cut, so the
+// result is a path of the same segments.
+func stripParams(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); {
+		j := strings.IndexByte(p[i:], ';')
+		if j < 0 {
+			b.WriteString(p[i:])
+			break
+		}
+		b.WriteString(p[i : i+j])
+		k := strings.IndexByte(p[i+j:], '/')
+		if k < 0 {
+			break
+		}
+		i += j + k
+	}
+	return b.String()
+}
+
+// match is Match for a path known to be canonical (or derived from one by
+// stripParams).
+func (rs *Routes) match(method, normalizedPath string, skipPublic bool) *Route {
 	decoded := normalizedPath
 	if strings.IndexByte(decoded, '%') >= 0 {
 		var err error
@@ -376,7 +427,7 @@ func (rt *Route) Public() bool { return rt != nil && rt.public }
 
 // Allow evaluates the route's expression for in. A runtime error (an
 // unbound variable such as email for a token without one, a missing map
-// key, the cost limit) denies and is returned for the log; it never holds
+// key, a failed conversion) denies and is returned for the log; it never holds
 // a claim's value. A public or nil route returns false: the caller must
 // not ask.
 func (rt *Route) Allow(in *Input) (bool, error) {
@@ -448,17 +499,44 @@ func (a *activation) ResolveName(name string) (any, bool) {
 
 // parseClaims decodes a JSON object of claims. Anything that is not an
 // object gives an empty map: every has() is then false and every lookup an
-// error, which denies.
+// error, which denies. Decoded claims are cached by their JSON text: a
+// browser's session sends the same claims on every request, and decoding
+// them costs a hundred allocations. Evaluation only reads the maps, so one
+// may serve concurrent requests.
 func parseClaims(raw string) map[string]any {
-	m := map[string]any{}
 	if raw == "" {
+		return emptyClaims
+	}
+	claimsCache.mu.RLock()
+	m, ok := claimsCache.m[raw]
+	claimsCache.mu.RUnlock()
+	if ok {
 		return m
 	}
-	if err := json.Unmarshal([]byte(raw), &m); err != nil {
-		return map[string]any{}
+	if err := json.Unmarshal([]byte(raw), &m); err != nil || m == nil {
+		m = emptyClaims
 	}
+	claimsCache.mu.Lock()
+	if len(claimsCache.m) >= maxCachedClaims {
+		clear(claimsCache.m) // crude but bounded; a miss only costs a decode
+	}
+	claimsCache.m[strings.Clone(raw)] = m
+	claimsCache.mu.Unlock()
 	return m
 }
+
+// emptyClaims is the claims of a session or token without any; never
+// modified.
+var emptyClaims = map[string]any{}
+
+// maxCachedClaims bounds claimsCache: at most this many distinct users'
+// claims (a few hundred bytes to a few KiB each) are kept decoded.
+const maxCachedClaims = 1024
+
+var claimsCache = struct {
+	mu sync.RWMutex
+	m  map[string]map[string]any
+}{m: map[string]map[string]any{}}
 
 // visibleHeaders returns the headers for which visible is true, with
 // lower-case names (HTTP field names are case-insensitive, RFC 9110
@@ -472,7 +550,32 @@ func visibleHeaders(h http.Header, visible func(http.Header, string) bool) map[s
 		if len(v) == 0 || !visible(h, k) {
 			continue
 		}
-		out[strings.ToLower(k)] = strings.Join(v, ", ")
+		out[lowerName(k)] = strings.Join(v, ", ")
 	}
 	return out
 }
+
+// lowerName returns k in lower case, from a bounded cache so that the
+// usual header names cost no allocation per request.
+func lowerName(k string) string {
+	lowerNames.mu.RLock()
+	l, ok := lowerNames.m[k]
+	lowerNames.mu.RUnlock()
+	if ok {
+		return l
+	}
+	l = strings.ToLower(k)
+	lowerNames.mu.Lock()
+	if len(lowerNames.m) < maxLowerNames { // names are the client's: never grow without bound
+		lowerNames.m[strings.Clone(k)] = l
+	}
+	lowerNames.mu.Unlock()
+	return l
+}
+
+const maxLowerNames = 512
+
+var lowerNames = struct {
+	mu sync.RWMutex
+	m  map[string]string
+}{m: map[string]string{}}

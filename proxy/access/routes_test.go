@@ -2,6 +2,7 @@ package access
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -307,5 +308,213 @@ func TestRouteNameNoneReserved(t *testing.T) {
 	specs, _ := ParseRouteSpecs([]byte("- name: none\n  match: /\n  public: true\n"))
 	if _, err := CompileRoutes(specs); err == nil || !strings.Contains(err.Error(), "reserved") {
 		t.Errorf("CompileRoutes(name none) error = %v, want reserved", err)
+	}
+}
+
+func TestRoutesLookupParameters(t *testing.T) {
+	rs := mustRoutes(t, `
+- match: "GET /static/"
+  public: true
+- name: admin
+  match: "/admin/"
+  allow: '"admins" in groups'
+- name: all
+  match: "/"
+  allow: 'true'
+`)
+	tests := []struct {
+		path, route, also string // labels; "" for nil
+	}{
+		{"/admin/x", "admin", ""},
+		{"/admin;x/y", "all", "admin"},
+		{"/admin;jsessionid=1/", "all", "admin"},
+		{"/static;x/app.js", "all", "0"},
+		{"/static/a;b", "0", ""},
+		{"/x;y/z", "all", ""},
+		{"/admin/a;b/c", "admin", ""},
+		{"/admin%3Bx/y", "all", "admin"},
+	}
+	for _, tt := range tests {
+		rt, also := rs.Lookup("GET", tt.path, false)
+		label := func(r *Route) string {
+			if r == nil {
+				return ""
+			}
+			return r.Label
+		}
+		if label(rt) != tt.route || label(also) != tt.also {
+			t.Errorf("Lookup(GET, %q) = %q, %q; want %q, %q", tt.path, label(rt), label(also), tt.route, tt.also)
+		}
+	}
+	only := mustRoutes(t, "- match: /app/\n  allow: 'true'\n")
+	if rt, _ := only.Lookup("GET", "/app;x/y", false); rt != nil {
+		t.Errorf("Lookup(/app;x/y) = %s, want nil: the stripped path /app/y matches, the literal one does not", rt.Label)
+	}
+	for in, want := range map[string]string{"/a;x/b;y/": "/a/b/", "/a;x": "/a", "/a/b": "/a/b", "/a;x=1;y=2/b": "/a/b"} {
+		if got := stripParams(in); got != want {
+			t.Errorf("stripParams(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// fuzzRoutes are the routes of FuzzRoutesMatch, from the most permissive
+// (public) to the least (admins only); no match is less permissive still.
+const fuzzRoutes = `
+- match: "GET /static/"
+  public: true
+- match: "/healthz"
+  public: true
+- name: admin
+  match: "/admin/"
+  allow: '"admins" in groups'
+- name: all
+  match: "/"
+  allow: 'true'
+`
+
+// permissiveness ranks a lookup: 0 public, 1 any signed-in user, 2 admins
+// only, 3 refused. A lookup with two routes ranks as the stricter.
+func permissiveness(rt, also *Route) int {
+	rank := func(r *Route) int {
+		switch {
+		case r == nil:
+			return 3
+		case r.Public():
+			return 0
+		case r.Label == "admin":
+			return 2
+		}
+		return 1
+	}
+	if also == nil {
+		return rank(rt)
+	}
+	return max(rank(rt), rank(also))
+}
+
+// FuzzRoutesMatch: a random path never matches a more permissive route
+// than its normalised form does (a path that is not canonical matches
+// nothing), and the normalised form never matches a more permissive route
+// than the path an upstream that strips ";parameters" would read.
+func FuzzRoutesMatch(f *testing.F) {
+	for _, tc := range pathCases {
+		f.Add(tc.in)
+	}
+	for _, tc := range publicTrickCases {
+		f.Add(tc.path)
+	}
+	rs := mustRoutes(f, fuzzRoutes)
+	f.Fuzz(func(t *testing.T, in string) {
+		for _, m := range []string{"GET", "HEAD", "POST"} {
+			raw := permissiveness(rs.Lookup(m, in, false))
+			norm, err := NormalizePath(in)
+			if err != nil {
+				if raw != 3 {
+					t.Fatalf("Lookup(%q, %q) = rank %d for a path NormalizePath refuses (%v)", m, in, raw, err)
+				}
+				continue
+			}
+			canon := permissiveness(rs.Lookup(m, norm, false))
+			if raw < canon {
+				t.Fatalf("Lookup(%q, %q) = rank %d, more permissive than its normalised form %q (rank %d)", m, in, raw, norm, canon)
+			}
+			for _, reading := range []string{norm, stripParams(norm), stripParams(strings.ReplaceAll(norm, "%3B", ";"))} {
+				if r := permissiveness(rs.match(m, reading, false), nil); canon < r {
+					t.Fatalf("Lookup(%q, %q) = rank %d, more permissive than the route of its reading %q (rank %d)", m, norm, canon, reading, r)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkRouteAllowRequest: groups, email and request.method, as the
+// handler benchmark's route 17.
+func BenchmarkRouteAllowRequest(b *testing.B) {
+	rs := mustRoutes(b, "- match: /api/\n  allow: '\"staff\" in groups && email.endsWith(\"@example.com\") && request.method in [\"GET\", \"HEAD\"]'\n")
+	rt := rs.Match("GET", "/api/items", false)
+	in := &Input{Subject: "u", Email: "a@example.com", Groups: []string{"x", "staff"}, GroupsKnown: true, Method: "GET", Path: "/api/items"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, err := rt.Allow(in); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+func TestParseClaimsCache(t *testing.T) {
+	a := parseClaims(`{"tenant":"acme"}`)
+	b := parseClaims(`{"tenant":"acme"}`)
+	if a["tenant"] != "acme" || len(a) != 1 {
+		t.Fatalf("parseClaims() = %v", a)
+	}
+	if reflectPointer(a) != reflectPointer(b) {
+		t.Errorf("the same claims were decoded twice")
+	}
+	for _, bad := range []string{"", "[1]", "null", "{"} {
+		if m := parseClaims(bad); len(m) != 0 {
+			t.Errorf("parseClaims(%q) = %v, want empty", bad, m)
+		}
+	}
+	for i := range maxCachedClaims + 10 {
+		parseClaims(`{"n":` + strings.Repeat("1", 1+i%5) + `,"i":"` + strings.Repeat("x", i) + `"}`)
+	}
+	claimsCache.mu.RLock()
+	n := len(claimsCache.m)
+	claimsCache.mu.RUnlock()
+	if n > maxCachedClaims {
+		t.Errorf("claims cache holds %d entries, want at most %d", n, maxCachedClaims)
+	}
+}
+
+func reflectPointer(m map[string]any) uintptr { return reflect.ValueOf(m).Pointer() }
+
+// TestLegacyEquivalence: the README's translation of AUTHGATE_ALLOWED_*
+// into a catch-all route decides as the Policy does, for well-formed
+// addresses.
+func TestLegacyEquivalence(t *testing.T) {
+	policy, err := NewPolicy([]string{"Boss@corp.example"}, []string{"example.com"}, []string{"admins", "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := mustRoutes(t, `
+- match: "GET /static/"
+  public: true
+- match: "/healthz"
+  public: true
+- match: "/"
+  allow: '"admins" in groups || "ops" in groups || email.lowerAscii().endsWith("@example.com") || email.lowerAscii() == "boss@corp.example"'
+`)
+	public, err := ParsePublicPaths([]string{"GET /static/", "/healthz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes, no := true, false
+	subjects := []Input{
+		{}, {Email: "a@example.com"}, {Email: "A@EXAMPLE.COM"}, {Email: "a@example.com", EmailVerified: &no},
+		{Email: "a@example.com", EmailVerified: &yes}, {Email: "a@sub.example.com"}, {Email: "a@example.com.evil.test"},
+		{Email: "boss@corp.example"}, {Email: "BOSS@corp.example"}, {Email: "other@corp.example"},
+		{Groups: []string{"ops"}, GroupsKnown: true}, {Groups: []string{"Ops", "dev"}, GroupsKnown: true},
+		{Groups: []string{}, GroupsKnown: true}, {Email: "x@evil.test", Groups: []string{"admins"}, GroupsKnown: true},
+	}
+	for _, in := range subjects {
+		for _, p := range []string{"/app", "/static/x", "/healthz", "/healthz/x"} {
+			for _, m := range []string{"GET", "POST"} {
+				wantPublic := public.Match(m, p)
+				wantAllow, _ := policy.Allow(Subject{Email: in.Email, EmailVerified: in.EmailVerified, Groups: in.Groups, GroupsKnown: in.GroupsKnown})
+				rt := rs.Match(m, p, false)
+				if rt.Public() != wantPublic {
+					t.Errorf("%s %s: route public = %v, public paths say %v", m, p, rt.Public(), wantPublic)
+					continue
+				}
+				if wantPublic {
+					continue
+				}
+				in := in
+				got, _ := rt.Allow(&in)
+				if got != wantAllow {
+					t.Errorf("%s %s %+v: route allows = %v, policy says %v", m, p, in, got, wantAllow)
+				}
+			}
+		}
 	}
 }

@@ -136,6 +136,11 @@ dict with Values, Release and restartPolicy ("Always" for a native sidecar,
   secret:
     secretName: {{ .Values.tls.existingSecret }}
 {{- end }}
+{{- if include "authgate.hasRoutes" . }}
+- name: authgate-routes
+  configMap:
+    name: {{ include "authgate.routesConfigMap" . }}
+{{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -235,6 +240,13 @@ env:
   - name: AUTHGATE_TLS_KEY_FILE
     value: /etc/authgate/tls/tls.key
   {{- end }}
+  {{- if include "authgate.hasRoutes" . }}
+  {{- if or $v.config.AUTHGATE_ROUTES_FILE $v.config.AUTHGATE_ROUTES }}
+  {{- fail "routes: set routes.rules (or routes.existingConfigMap) or config.AUTHGATE_ROUTES_FILE / AUTHGATE_ROUTES, not both" }}
+  {{- end }}
+  - name: AUTHGATE_ROUTES_FILE
+    value: {{ printf "/etc/authgate/routes/%s" $v.routes.key | quote }}
+  {{- end }}
   {{- range $name, $value := $v.config }}
   {{- if and (not (kindIs "invalid" $value)) (ne (toString $value) "") }}
   - name: {{ $name }}
@@ -244,15 +256,30 @@ env:
   {{- with $v.extraEnv }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- if or $v.tls.existingSecret $v.extraVolumeMounts }}
+{{- if or $v.tls.existingSecret $v.extraVolumeMounts (include "authgate.hasRoutes" .) }}
 volumeMounts:
   {{- if $v.tls.existingSecret }}
   - name: authgate-tls
     mountPath: /etc/authgate/tls
     readOnly: true
   {{- end }}
+  {{- if include "authgate.hasRoutes" . }}
+  - name: authgate-routes
+    mountPath: /etc/authgate/routes
+    readOnly: true
+  {{- end }}
   {{- with $v.extraVolumeMounts }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* authgate.hasRoutes is "true" when routes are configured (rules or an existing ConfigMap). */}}
+{{- define "authgate.hasRoutes" -}}
+{{- if and .Values.routes (or .Values.routes.rules .Values.routes.existingConfigMap) }}true{{ end }}
+{{- end }}
+
+{{/* authgate.routesConfigMap names the ConfigMap holding the routes file. */}}
+{{- define "authgate.routesConfigMap" -}}
+{{- if .Values.routes.existingConfigMap }}{{ .Values.routes.existingConfigMap }}{{ else }}{{ include "authgate.fullname" . }}-routes{{ end }}
 {{- end }}

@@ -31,7 +31,7 @@ var update = flag.Bool("update", false, "rewrite values.schema.json's config sec
 // way round.
 var scenarios = map[string]string{
 	"standalone-minimal-values.yaml":        "Deployment=1,PodDisruptionBudget=1,Secret=1,Service=1,ServiceAccount=1",
-	"standalone-full-values.yaml":           "ConfigMap=1,Deployment=1,HorizontalPodAutoscaler=1,NetworkPolicy=1,PodDisruptionBudget=1,Service=1,ServiceAccount=1,ServiceMonitor=1",
+	"standalone-full-values.yaml":           "ConfigMap=2,Deployment=1,HorizontalPodAutoscaler=1,NetworkPolicy=1,PodDisruptionBudget=1,Service=1,ServiceAccount=1,ServiceMonitor=1",
 	"standalone-public-client-values.yaml":  "Deployment=1,PodDisruptionBudget=1,Service=1",
 	"sidecar-values.yaml":                   "Secret=1",
 	"standalone-redis-sentinel-values.yaml": "Deployment=1,PodDisruptionBudget=1,Secret=1,Service=1,ServiceAccount=1",

@@ -21,9 +21,15 @@ func TestChartRoutes(t *testing.T) {
 		return decodeObjects(t, "routes", mustHelm(t, args...))
 	}
 	objs := render()
-	cm := only[corev1.ConfigMap](t, objs)
-	if cm.Name != "rel-authgate-routes" {
-		t.Errorf("ConfigMap name = %q, want rel-authgate-routes", cm.Name)
+	// The full scenario renders the Grafana dashboard's ConfigMap too.
+	var cm *corev1.ConfigMap
+	for _, o := range objs {
+		if c, ok := o.Obj.(*corev1.ConfigMap); ok && c.Name == "rel-authgate-routes" {
+			cm = c
+		}
+	}
+	if cm == nil {
+		t.Fatal("no ConfigMap rel-authgate-routes")
 	}
 	specs, err := access.ParseRouteSpecs([]byte(cm.Data["routes.yaml"]))
 	if err != nil {
@@ -75,7 +81,7 @@ func TestChartRoutes(t *testing.T) {
 	// An existing ConfigMap is mounted instead, and none is rendered.
 	objs = render("--set-string", "routes.existingConfigMap=my-routes", "--set-string", "routes.key=r.yaml")
 	for _, o := range objs {
-		if _, ok := o.Obj.(*corev1.ConfigMap); ok {
+		if c, ok := o.Obj.(*corev1.ConfigMap); ok && strings.HasSuffix(c.Name, "-routes") {
 			t.Errorf("ConfigMap %s rendered with routes.existingConfigMap", o.Name)
 		}
 	}

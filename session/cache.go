@@ -36,6 +36,7 @@ type openCache struct {
 
 type cacheEntry struct {
 	value string
+	keys  *keySet // the key set that opened value
 	sess  *Session
 	size  int
 }
@@ -44,25 +45,27 @@ func newOpenCache() *openCache {
 	return &openCache{seed: maphash.MakeSeed(), m: make(map[uint64]cacheEntry)}
 }
 
-func (c *openCache) get(value string) (*Session, bool) {
+// get returns the session opened from value under the key set ks.
+func (c *openCache) get(value string, ks *keySet) (*Session, bool) {
 	h := maphash.String(c.seed, value)
 	c.mu.RLock()
 	e, ok := c.m[h]
 	c.mu.RUnlock()
-	if !ok || e.value != value {
+	if !ok || e.value != value || e.keys != ks {
 		return nil, false
 	}
 	return e.sess, true
 }
 
-// put caches sess, opened from value; size is the bytes sess refers to.
-func (c *openCache) put(value string, sess *Session, size int) {
+// put caches sess, opened from value under ks; size is the bytes sess
+// refers to.
+func (c *openCache) put(value string, ks *keySet, sess *Session, size int) {
 	size += len(value)
 	if size > cacheMaxBytes/16 {
 		return // one huge cookie must not flush everyone else
 	}
 	h := maphash.String(c.seed, value)
-	e := cacheEntry{value: strings.Clone(value), sess: sess, size: size}
+	e := cacheEntry{value: strings.Clone(value), keys: ks, sess: sess, size: size}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.m[h]; ok {

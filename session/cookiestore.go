@@ -16,8 +16,12 @@ type CookieStoreOptions struct {
 	// Cookie names the cookie and its attributes. Its Now is replaced by
 	// the store's.
 	Cookie CookieOptions
-	// Keys seal and open the cookie; see NewSealer. Required.
+	// Keys seal and open the cookie; see NewSealer. Required unless Sealer
+	// is set.
 	Keys [][]byte
+	// Sealer, when set, seals and opens the cookie instead of a Sealer
+	// built from Keys; share one whose keys rotate (Sealer.SetKeys).
+	Sealer *Sealer
 	// Now returns the current time, for expiry; nil means time.Now.
 	Now func() time.Time
 	// ObserveSize, when set, is called by every Save that seals a session
@@ -49,9 +53,12 @@ func NewCookieStore(o CookieStoreOptions) (*CookieStore, error) {
 	if err := o.Cookie.Validate(); err != nil {
 		return nil, fmt.Errorf("check cookie options: %w", err)
 	}
-	sealer, err := NewSealer(o.Keys)
-	if err != nil {
-		return nil, fmt.Errorf("create sealer: %w", err)
+	sealer := o.Sealer
+	if sealer == nil {
+		var err error
+		if sealer, err = NewSealer(o.Keys); err != nil {
+			return nil, fmt.Errorf("create sealer: %w", err)
+		}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -86,8 +93,11 @@ func (s *CookieStore) Load(r *http.Request) (*Session, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
+	// The key set is read once: a session cached under an older set (one
+	// whose key may have been retired since) is opened again.
+	ks := s.sealer.current()
 	if s.cache != nil {
-		if sess, ok := s.cache.get(v); ok {
+		if sess, ok := s.cache.get(v, ks); ok {
 			if !sess.ExpiresAt.After(s.now()) {
 				s.cache.remove(v)
 				return nil, errExpired
@@ -95,7 +105,7 @@ func (s *CookieStore) Load(r *http.Request) (*Session, error) {
 			return sess.clone(), nil
 		}
 	}
-	pt, err := s.sealer.open(s.aad, v)
+	pt, err := ks.open(s.aad, v)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +117,7 @@ func (s *CookieStore) Load(r *http.Request) (*Session, error) {
 		return nil, errExpired
 	}
 	if s.cache != nil {
-		s.cache.put(v, sess, cap(pt))
+		s.cache.put(v, ks, sess, cap(pt))
 		return sess.clone(), nil
 	}
 	return sess, nil

@@ -323,7 +323,7 @@ func TestCookieStoreDelete(t *testing.T) {
 	if err := s.Delete(w, b.request(), sess); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if _, ok := s.cache.get(v); ok {
+	if _, ok := s.cache.get(v, s.sealer.current()); ok {
 		t.Errorf("deleted session still cached")
 	}
 	if got := len(setCookies(t, w.Header())); got != n {
@@ -443,7 +443,7 @@ func TestOpenCacheBounds(t *testing.T) {
 	sess := &Session{ID: "x"}
 	val := strings.Repeat("v", 1000)
 	for i := 0; i < cacheMaxEntries+100; i++ {
-		c.put(fmt.Sprintf("%d-%s", i, val), sess, 1000)
+		c.put(fmt.Sprintf("%d-%s", i, val), nil, sess, 1000)
 	}
 	if n := len(c.m); n > cacheMaxEntries {
 		t.Errorf("cache holds %d entries, want <= %d", n, cacheMaxEntries)
@@ -459,15 +459,15 @@ func TestOpenCacheBounds(t *testing.T) {
 		t.Errorf("cache accounts %d bytes, entries hold %d", c.bytes, sum)
 	}
 	huge := strings.Repeat("h", cacheMaxBytes/16+1)
-	c.put(huge, sess, 0)
-	if _, ok := c.get(huge); ok {
+	c.put(huge, nil, sess, 0)
+	if _, ok := c.get(huge, nil); ok {
 		t.Errorf("cache kept a %d-byte entry, want entries over %d bytes skipped", len(huge), cacheMaxBytes/16)
 	}
 	last := fmt.Sprintf("%d-%s", cacheMaxEntries+99, val)
-	if got, ok := c.get(last); !ok || got != sess {
+	if got, ok := c.get(last, nil); !ok || got != sess {
 		t.Errorf("get(most recent) = %v, %v; want the session, true", got, ok)
 	}
-	if _, ok := c.get(last[:len(last)-1]); ok {
+	if _, ok := c.get(last[:len(last)-1], nil); ok {
 		t.Errorf("get(prefix of a cached value) hit, want miss")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync/atomic"
 )
 
 // KeySize is the length in bytes of every sealing key (AES-256).
@@ -52,7 +53,16 @@ var errKeySize = errors.New("session: key must be 32 bytes")
 // (put the new key first) and later removed once cookies sealed with the old
 // one have expired. The zero value has no keys: use NewSealer. A Sealer is
 // safe for concurrent use.
+//
+// SetKeys swaps the whole key set atomically while the Sealer is in use,
+// so keys rotate without a restart: a value sealed before the swap opens
+// after it as long as its key is still in the list.
 type Sealer struct {
+	set atomic.Pointer[keySet]
+}
+
+// keySet is one immutable list of keys.
+type keySet struct {
 	keys []sealKey
 }
 
@@ -65,10 +75,41 @@ type sealKey struct {
 // first key seals; all keys open. It returns an error for an empty list or
 // a key of the wrong size.
 func NewSealer(keys [][]byte) (*Sealer, error) {
+	ks, err := newKeySet(keys)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{}
+	s.set.Store(ks)
+	return s, nil
+}
+
+// SetKeys replaces the keys, with the same rules as NewSealer: the first
+// seals, all open. Values sealed with a key no longer in the list stop
+// opening (their sessions become fresh logins). On error the keys in use
+// are kept.
+func (s *Sealer) SetKeys(keys [][]byte) error {
+	ks, err := newKeySet(keys)
+	if err != nil {
+		return err
+	}
+	s.set.Store(ks)
+	return nil
+}
+
+// current returns the key set in use, or nil for a nil or zero Sealer.
+func (s *Sealer) current() *keySet {
+	if s == nil {
+		return nil
+	}
+	return s.set.Load()
+}
+
+func newKeySet(keys [][]byte) (*keySet, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("session: no sealing keys")
 	}
-	s := &Sealer{keys: make([]sealKey, 0, len(keys))}
+	ks := &keySet{keys: make([]sealKey, 0, len(keys))}
 	for i, k := range keys {
 		if len(k) != KeySize {
 			return nil, fmt.Errorf("check key %d: %w (got %d)", i, errKeySize, len(k))
@@ -81,9 +122,9 @@ func NewSealer(keys [][]byte) (*Sealer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create gcm for key %d: %w", i, err)
 		}
-		s.keys = append(s.keys, sealKey{aead: aead, hint: keyHint(k)})
+		ks.keys = append(ks.keys, sealKey{aead: aead, hint: keyHint(k)})
 	}
-	return s, nil
+	return ks, nil
 }
 
 // keyHint derives a 6-bit identifier of a key. It is a hash, not the key's
@@ -104,16 +145,24 @@ func (s *Sealer) Seal(name string, plaintext []byte) (string, error) {
 }
 
 func (s *Sealer) seal(aad, plaintext []byte) (string, error) {
-	return s.sealAs(sealVersion, aad, plaintext)
+	return s.current().seal(aad, plaintext)
 }
 
 // sealCompressed seals plaintext compressed (format version 2) when that is
 // shorter, and as seal does otherwise.
 func (s *Sealer) sealCompressed(aad, plaintext []byte) (string, error) {
+	return s.current().sealCompressed(aad, plaintext)
+}
+
+func (ks *keySet) seal(aad, plaintext []byte) (string, error) {
+	return ks.sealAs(sealVersion, aad, plaintext)
+}
+
+func (ks *keySet) sealCompressed(aad, plaintext []byte) (string, error) {
 	if c := compress(plaintext); len(c) < len(plaintext) {
-		return s.sealAs(sealVersionDeflate, deflateAAD(aad), c)
+		return ks.sealAs(sealVersionDeflate, deflateAAD(aad), c)
 	}
-	return s.seal(aad, plaintext)
+	return ks.seal(aad, plaintext)
 }
 
 // deflateAAD binds the format to the ciphertext: the first byte is not
@@ -123,11 +172,11 @@ func deflateAAD(aad []byte) []byte {
 	return append(aad[:len(aad):len(aad)], "\x00deflate"...)
 }
 
-func (s *Sealer) sealAs(version byte, aad, plaintext []byte) (string, error) {
-	if s == nil || len(s.keys) == 0 {
+func (ks *keySet) sealAs(version byte, aad, plaintext []byte) (string, error) {
+	if ks == nil || len(ks.keys) == 0 {
 		return "", errors.New("session: sealer has no keys")
 	}
-	k := s.keys[0]
+	k := ks.keys[0]
 	// One buffer holds the raw sealed value and, after it, its encoding.
 	rawLen := sealOverhead + len(plaintext)
 	buf := make([]byte, 1+nonceSize, rawLen+b64.EncodedLen(rawLen))
@@ -152,7 +201,11 @@ func (s *Sealer) Open(name, value string) ([]byte, error) {
 // open decodes and decrypts in place: the returned plaintext shares the
 // one buffer it allocates.
 func (s *Sealer) open(aad []byte, value string) ([]byte, error) {
-	if s == nil || len(value) < b64.EncodedLen(sealOverhead) {
+	return s.current().open(aad, value)
+}
+
+func (ks *keySet) open(aad []byte, value string) ([]byte, error) {
+	if ks == nil || len(value) < b64.EncodedLen(sealOverhead) {
 		return nil, errMalformed
 	}
 	buf := make([]byte, b64.DecodedLen(len(value)))
@@ -172,7 +225,7 @@ func (s *Sealer) open(aad []byte, value string) ([]byte, error) {
 	hint := buf[0] & hintMask
 	nonce, ct := buf[1:1+nonceSize], buf[1+nonceSize:]
 	candidates := 0
-	for _, k := range s.keys {
+	for _, k := range ks.keys {
 		if k.hint == hint {
 			candidates++
 		}
@@ -180,7 +233,7 @@ func (s *Sealer) open(aad []byte, value string) ([]byte, error) {
 	if candidates == 0 {
 		return nil, errUnknownKey
 	}
-	for _, k := range s.keys {
+	for _, k := range ks.keys {
 		if k.hint != hint {
 			continue
 		}

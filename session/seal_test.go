@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newSealer(t testing.TB, keys ...[]byte) *Sealer {
@@ -265,4 +267,72 @@ func BenchmarkOpen(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestSealerSetKeys: a new first key keeps old values opening; retiring a
+// key makes its values "not found"; a bad key set is refused and the keys
+// in use are kept.
+func TestSealerSetKeys(t *testing.T) {
+	a, b := bytes.Repeat([]byte{'a'}, KeySize), bytes.Repeat([]byte{'b'}, KeySize)
+	s, err := NewSealer([][]byte{a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	underA, err := s.Seal("c", []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetKeys([][]byte{b, a}); err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := s.Open("c", underA); err != nil || string(pt) != "hello" {
+		t.Errorf("Open(sealed under the old key) after adding a new first key = %q, %v", pt, err)
+	}
+	underB, _ := s.Seal("c", []byte("new"))
+	if err := s.SetKeys([][]byte{[]byte("short")}); err == nil {
+		t.Error("SetKeys(short key) succeeded")
+	}
+	if _, err := s.Open("c", underA); err != nil {
+		t.Errorf("a refused key set replaced the keys: %v", err)
+	}
+	if err := s.SetKeys([][]byte{b}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open("c", underA); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Open(retired key) = %v, want ErrNotFound", err)
+	}
+	if pt, err := s.Open("c", underB); err != nil || string(pt) != "new" {
+		t.Errorf("Open(new key) = %q, %v", pt, err)
+	}
+}
+
+// TestCookieStoreRetiredKeyNotCached: a session opened (and cached) before
+// its key was retired does not open after.
+func TestCookieStoreRetiredKeyNotCached(t *testing.T) {
+	a, b := bytes.Repeat([]byte{'a'}, KeySize), bytes.Repeat([]byte{'b'}, KeySize)
+	sealer, _ := NewSealer([][]byte{a})
+	s, err := NewCookieStore(CookieStoreOptions{Cookie: CookieOptions{Name: "s"}, Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/", nil)
+	if err := s.Save(rec, r, &Session{Subject: "alice", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	if _, err := s.Load(req); err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	sealer.SetKeys([][]byte{b, a})
+	if got, err := s.Load(req); err != nil || got.Subject != "alice" {
+		t.Errorf("Load after a new first key = %v, %v", got, err)
+	}
+	sealer.SetKeys([][]byte{b})
+	if _, err := s.Load(req); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Load after retiring the key = %v, want ErrNotFound", err)
+	}
 }

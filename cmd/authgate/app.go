@@ -23,6 +23,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/authgate/authgate/internal/secretfile"
 	"github.com/authgate/authgate/proxy"
 	"github.com/authgate/authgate/proxy/idp"
 	"github.com/authgate/authgate/session"
@@ -41,6 +42,9 @@ type MainOptions struct {
 	// ProxyListener, when set, is used instead of listening on
 	// AUTHGATE_LISTEN_ADDR (tests need the address before the config).
 	ProxyListener net.Listener
+	// SecretPollInterval is how often the …_FILE files are read; zero
+	// means secretfile.DefaultInterval.
+	SecretPollInterval time.Duration
 }
 
 // Main is one running authgate: the proxy listener, the internal listener
@@ -101,11 +105,24 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := proxy.NewMetrics(registry)
 	secretMetrics := newSecretMetrics(registry, cfg.watchedFileVariables())
+	// Every …_FILE file is read again when it changes (a rotated
+	// Kubernetes Secret); its users get the new value through an atomic
+	// swap. TLS server certificates reload on their own (certReloader).
+	watcher := secretfile.New(secretfile.Options{Interval: o.SecretPollInterval, Logger: logger, OnReload: secretMetrics.observe})
 
-	idpClient, err := newHTTPClient(cfg.OIDCCAFile, cfg.OIDCTimeout)
+	clientSecret, err := watchSecret(watcher, "AUTHGATE_CLIENT_SECRET_FILE", cfg.ClientSecretFile)
 	if err != nil {
-		return nil, fmt.Errorf("AUTHGATE_OIDC_CA_FILE: %w", err)
+		return nil, err
 	}
+	clientKey, err := watchClientKey(watcher, cfg.ClientKeyFile, cfg.ClientKeyID)
+	if err != nil {
+		return nil, err
+	}
+	oidcTLS, err := watchCA(watcher, "AUTHGATE_OIDC_CA_FILE", cfg.OIDCCAFile, hostOf(cfg.IssuerURL))
+	if err != nil {
+		return nil, err
+	}
+	idpClient := newHTTPClient(oidcTLS, cfg.OIDCTimeout)
 	// provider is set below, before any call to the IdP is made.
 	var provider *idp.Provider
 	idpClient.Transport = timedTransport{
@@ -117,7 +134,9 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 		IssuerURL:         cfg.IssuerURL,
 		ClientID:          cfg.ClientID,
 		ClientSecret:      cfg.ClientSecret,
+		ClientSecretFunc:  clientSecret,
 		ClientKey:         cfg.clientKey,
+		ClientKeyFunc:     clientKey,
 		RedirectURL:       cfg.RedirectURL,
 		Scopes:            cfg.Scopes,
 		Prompt:            cfg.Prompt,
@@ -139,15 +158,20 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 		return nil, fmt.Errorf("configure identity provider: %w", err)
 	}
 
-	cookieOpts := session.CookieOptions{Name: cfg.CookieName, Domain: cfg.CookieDomain, Secure: cfg.CookieSecure}
-	store, err := session.NewCookieStore(session.CookieStoreOptions{Cookie: cookieOpts, Keys: cfg.cookieKeys, Now: now,
-		ObserveSize: metrics.ObserveSessionCookie})
-	if err != nil {
-		return nil, fmt.Errorf("configure session cookie: %w", err)
-	}
+	// One sealer for every cookie, so that a rotated key list reaches them
+	// all at once.
 	sealer, err := session.NewSealer(cfg.cookieKeys)
 	if err != nil {
 		return nil, fmt.Errorf("configure cookie keys: %w", err)
+	}
+	if err := watchCookieKeys(watcher, cfg.CookieSecretFile, sealer); err != nil {
+		return nil, err
+	}
+	cookieOpts := session.CookieOptions{Name: cfg.CookieName, Domain: cfg.CookieDomain, Secure: cfg.CookieSecure}
+	store, err := session.NewCookieStore(session.CookieStoreOptions{Cookie: cookieOpts, Sealer: sealer, Now: now,
+		ObserveSize: metrics.ObserveSessionCookie})
+	if err != nil {
+		return nil, fmt.Errorf("configure session cookie: %w", err)
 	}
 	flowCookie := cookieOpts
 	flowCookie.Name = cfg.CookieName + "_flow"
@@ -166,7 +190,7 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 		background  []func(context.Context)
 	)
 	if cfg.RedisURL != "" || len(cfg.RedisAddrs) > 0 {
-		rs, revFeed, err := newRedis(cfg, cookieOpts, revocations, now, logger, tracer)
+		rs, revFeed, err := newRedis(cfg, cookieOpts, sealer, watcher, revocations, now, logger, tracer)
 		if err != nil {
 			return nil, err
 		}
@@ -179,9 +203,9 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 	}
 	flowPrefix := session.NewCookies(flowCookie).Name() + "_"
 
-	upstreamTLS, err := tlsClientConfig(cfg.UpstreamCAFile)
+	upstreamTLS, err := watchCA(watcher, "AUTHGATE_UPSTREAM_CA_FILE", cfg.UpstreamCAFile, hostOf(cfg.Upstream))
 	if err != nil {
-		return nil, fmt.Errorf("AUTHGATE_UPSTREAM_CA_FILE: %w", err)
+		return nil, err
 	}
 	// Behind trusted proxies (an ingress, a load balancer) the application
 	// is told the client's address, host and scheme they reported, not the
@@ -262,7 +286,7 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 	}
 
 	m := &Main{cfg: cfg, log: logger, provider: provider, handler: handler, registry: registry, secrets: secretMetrics, tracer: tp, ready: make(chan struct{})}
-	m.background = append(background, handler.Run)
+	m.background = append(background, handler.Run, watcher.Run)
 	if cfg.TLSCertFile != "" {
 		m.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
 		if err != nil {
@@ -409,15 +433,12 @@ func newLogger(w io.Writer, cfg *Config) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// newHTTPClient returns the client for calls to the IdP.
-func newHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
-	tlsConfig, err := tlsClientConfig(caFile)
-	if err != nil {
-		return nil, err
-	}
+// newHTTPClient returns the client for calls to the IdP; nil tlsConfig
+// means the system roots.
+func newHTTPClient(tlsConfig *tls.Config, timeout time.Duration) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = tlsConfig
-	return &http.Client{Transport: t, Timeout: timeout}, nil
+	return &http.Client{Transport: t, Timeout: timeout}
 }
 
 // tlsClientConfig trusts the system roots plus caFile, if given.
@@ -461,18 +482,34 @@ func redactURL(raw string) string {
 
 // newRedis connects to Redis and returns the Redis session store (used as
 // the store itself, or only for logout token ids) and the revocation feed.
-func newRedis(cfg *Config, cookie session.CookieOptions, revocations *session.RevocationList, now func() time.Time, logger *slog.Logger, tracer trace.TracerProvider) (*redisstore.Store, *redisstore.Revocations, error) {
+func newRedis(cfg *Config, cookie session.CookieOptions, sealer *session.Sealer, watcher *secretfile.Watcher, revocations *session.RevocationList, now func() time.Time, logger *slog.Logger, tracer trace.TracerProvider) (*redisstore.Store, *redisstore.Revocations, error) {
 	redisstore.SetClientLogger(logger)
 	opts, err := redisClientOptions(cfg)
 	if err != nil {
 		return nil, nil, err
+	}
+	// A rotated password is used by each new connection; a rotated CA
+	// bundle by each new handshake.
+	password, err := watchSecret(watcher, "AUTHGATE_REDIS_PASSWORD_FILE", cfg.RedisPasswordFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if password != nil {
+		opts.Password, opts.PasswordFunc = "", password
+	}
+	caTLS, err := watchCA(watcher, "AUTHGATE_REDIS_CA_FILE", cfg.RedisCAFile, redisHost(cfg))
+	if err != nil {
+		return nil, nil, err
+	}
+	if caTLS != nil {
+		opts.TLS = caTLS
 	}
 	opts.TracerProvider = tracer
 	client, err := redisstore.NewClient(opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("configure Redis: %w", err)
 	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Keys: cfg.cookieKeys, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
+	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Sealer: sealer, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
 	if err != nil {
 		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
 	}
@@ -501,4 +538,18 @@ func redisClientOptions(cfg *Config) (redisstore.ClientOptions, error) {
 		opts.TLS = tlsConfig
 	}
 	return opts, nil
+}
+
+// redisHost is the host of AUTHGATE_REDIS_URL, or of the first of
+// AUTHGATE_REDIS_ADDRS.
+func redisHost(cfg *Config) string {
+	if cfg.RedisURL != "" {
+		return hostOf(cfg.RedisURL)
+	}
+	if len(cfg.RedisAddrs) > 0 {
+		if h, _, err := net.SplitHostPort(cfg.RedisAddrs[0]); err == nil {
+			return h
+		}
+	}
+	return ""
 }

@@ -90,7 +90,8 @@ func checkAll(ctx context.Context, cfg *Config) []checkResult {
 		add("tls", err, "")
 	}
 
-	client, err := newHTTPClient(cfg.OIDCCAFile, cfg.OIDCTimeout)
+	oidcTLS, err := tlsClientConfig(cfg.OIDCCAFile)
+	client := newHTTPClient(oidcTLS, cfg.OIDCTimeout)
 	if err != nil {
 		add("discovery", fmt.Errorf("AUTHGATE_OIDC_CA_FILE: %w", err), "")
 	} else {
@@ -220,6 +221,8 @@ func checkPKCE(doc *discoveryDoc) error {
 // new client authentication setting adds one case here.
 func (c *Config) clientAuthMethods() []string {
 	switch {
+	case c.clientKey != nil:
+		return []string{"private_key_jwt"}
 	case c.ClientSecret == "":
 		return []string{"none"}
 	default:

@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -230,5 +235,42 @@ func TestCheckConfigProblems(t *testing.T) {
 	}
 	if strings.Contains(out, "discovery") {
 		t.Errorf("network checks ran on a bad config:\n%s", out)
+	}
+}
+
+// TestCheckPrivateKeyJWT: with AUTHGATE_CLIENT_PRIVATE_KEY_FILE the
+// provider must advertise private_key_jwt.
+func TestCheckPrivateKeyJWT(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "client.key")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		methods []string
+		want    string
+	}{
+		{"advertised", []string{"client_secret_basic", "private_key_jwt"}, "client authentication: ok (private_key_jwt)"},
+		{"not advertised", []string{"client_secret_basic"}, "client authentication: FAIL: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, op := checkEnv(t, func(env map[string]string) {
+				delete(env, "AUTHGATE_CLIENT_SECRET")
+				env["AUTHGATE_CLIENT_PRIVATE_KEY_FILE"] = file
+			})
+			op.editDiscovery = func(doc map[string]any) { doc["token_endpoint_auth_methods_supported"] = tc.methods }
+			_, out := runCheckEnv(t, env)
+			if l := line(out, "client authentication"); !strings.HasPrefix(l, tc.want) {
+				t.Errorf("client authentication line = %q, want prefix %q:\n%s", l, tc.want, out)
+			}
+		})
 	}
 }

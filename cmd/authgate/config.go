@@ -29,11 +29,11 @@ type Config struct {
 	IssuerURL        string `envconfig:"AUTHGATE_OIDC_ISSUER_URL" desc:"OpenID Provider issuer; endpoints come from discovery (required)"`
 	ClientID         string `envconfig:"AUTHGATE_CLIENT_ID" desc:"OAuth client id (required)"`
 	ClientSecret     string `envconfig:"AUTHGATE_CLIENT_SECRET" secret:"true" desc:"OAuth client secret; empty makes a public client (PKCE only)"`
-	ClientSecretFile string `envconfig:"AUTHGATE_CLIENT_SECRET_FILE" desc:"file holding AUTHGATE_CLIENT_SECRET"`
-	ClientKeyFile    string `envconfig:"AUTHGATE_CLIENT_PRIVATE_KEY_FILE" desc:"PEM private key (RSA, EC P-256/P-384/P-521 or Ed25519) for private_key_jwt client authentication instead of a client secret"`
+	ClientSecretFile string `envconfig:"AUTHGATE_CLIENT_SECRET_FILE" desc:"file holding AUTHGATE_CLIENT_SECRET; re-read when it changes"`
+	ClientKeyFile    string `envconfig:"AUTHGATE_CLIENT_PRIVATE_KEY_FILE" desc:"PEM private key (RSA, EC P-256/P-384/P-521 or Ed25519) for private_key_jwt client authentication instead of a client secret; re-read when it changes"`
 	ClientKeyID      string `envconfig:"AUTHGATE_CLIENT_KEY_ID" desc:"kid sent with private_key_jwt assertions; empty means the key's RFC 7638 JWK thumbprint"`
 	CookieSecret     string `envconfig:"AUTHGATE_COOKIE_SECRET" secret:"true" desc:"32-byte key, base64; a comma-separated list rotates keys (first seals, all open) (required)"`
-	CookieSecretFile string `envconfig:"AUTHGATE_COOKIE_SECRET_FILE" desc:"file holding AUTHGATE_COOKIE_SECRET"`
+	CookieSecretFile string `envconfig:"AUTHGATE_COOKIE_SECRET_FILE" desc:"file holding AUTHGATE_COOKIE_SECRET; re-read when it changes"`
 	RedirectURL      string `envconfig:"AUTHGATE_REDIRECT_URL" desc:"absolute callback URL registered at the IdP, e.g. https://app.example.com/oauth2/callback (required)"`
 
 	ListenAddr   string `envconfig:"AUTHGATE_LISTEN_ADDR" default:":4180" desc:"proxy listener"`
@@ -48,7 +48,7 @@ type Config struct {
 	PathPrefix            string        `envconfig:"AUTHGATE_PATH_PREFIX" default:"/oauth2" desc:"prefix of authgate's own paths (start, callback, sign_out, userinfo)"`
 	PostLogoutRedirectURL string        `envconfig:"AUTHGATE_POST_LOGOUT_REDIRECT_URL" desc:"absolute URL the IdP sends the browser to after sign-out; empty means the origin of AUTHGATE_REDIRECT_URL"`
 	EndSessionURL         string        `envconfig:"AUTHGATE_END_SESSION_URL" desc:"IdP logout URL to use instead of discovery's end_session_endpoint (Amazon Cognito's https://<domain>/logout?logout_uri=…); its query parameters are kept"`
-	OIDCCAFile            string        `envconfig:"AUTHGATE_OIDC_CA_FILE" desc:"PEM bundle trusted for the IdP's TLS in addition to the system roots"`
+	OIDCCAFile            string        `envconfig:"AUTHGATE_OIDC_CA_FILE" desc:"PEM bundle trusted for the IdP's TLS in addition to the system roots; re-read when it changes"`
 	OIDCTimeout           time.Duration `envconfig:"AUTHGATE_OIDC_TIMEOUT" default:"10s" desc:"timeout of each call to the IdP"`
 
 	CookieName   string        `envconfig:"AUTHGATE_COOKIE_NAME" default:"authgate" desc:"session cookie name (gets the __Host- prefix when secure and no domain is set)"`
@@ -61,7 +61,7 @@ type Config struct {
 	UpstreamResponseTimeout time.Duration `envconfig:"AUTHGATE_UPSTREAM_RESPONSE_TIMEOUT" default:"60s" desc:"timeout for the upstream's response headers (504 after it)"`
 	UpstreamIdleConns       int           `envconfig:"AUTHGATE_UPSTREAM_MAX_IDLE_CONNS" default:"128" desc:"idle keep-alive connections kept to the upstream"`
 	UpstreamIdleConnTimeout time.Duration `envconfig:"AUTHGATE_UPSTREAM_IDLE_CONN_TIMEOUT" default:"90s" desc:"how long an idle upstream connection is kept"`
-	UpstreamCAFile          string        `envconfig:"AUTHGATE_UPSTREAM_CA_FILE" desc:"PEM bundle trusted for an https:// upstream in addition to the system roots"`
+	UpstreamCAFile          string        `envconfig:"AUTHGATE_UPSTREAM_CA_FILE" desc:"PEM bundle trusted for an https:// upstream in addition to the system roots; re-read when it changes"`
 
 	ReadHeaderTimeout time.Duration `envconfig:"AUTHGATE_READ_HEADER_TIMEOUT" default:"10s" desc:"time a client has to send request headers"`
 	IdleTimeout       time.Duration `envconfig:"AUTHGATE_IDLE_TIMEOUT" default:"120s" desc:"keep-alive timeout for idle client connections"`
@@ -93,11 +93,11 @@ type Config struct {
 	RedisCluster        bool          `envconfig:"AUTHGATE_REDIS_CLUSTER" default:"false" desc:"AUTHGATE_REDIS_ADDRS are Redis Cluster nodes"`
 	RedisUsername       string        `envconfig:"AUTHGATE_REDIS_USERNAME" desc:"Redis ACL user for AUTHGATE_REDIS_ADDRS (a URL carries its own)"`
 	RedisPassword       string        `envconfig:"AUTHGATE_REDIS_PASSWORD" secret:"true" desc:"Redis password for AUTHGATE_REDIS_ADDRS (a URL carries its own)"`
-	RedisPasswordFile   string        `envconfig:"AUTHGATE_REDIS_PASSWORD_FILE" desc:"file holding AUTHGATE_REDIS_PASSWORD"`
+	RedisPasswordFile   string        `envconfig:"AUTHGATE_REDIS_PASSWORD_FILE" desc:"file holding AUTHGATE_REDIS_PASSWORD; re-read when it changes"`
 	RedisDB             int           `envconfig:"AUTHGATE_REDIS_DB" default:"0" desc:"database number with Sentinel (a URL carries its own)"`
 	RedisTLS            bool          `envconfig:"AUTHGATE_REDIS_TLS" default:"false" desc:"use TLS to AUTHGATE_REDIS_ADDRS (rediss:// implies it)"`
 	RedisCacheTTL       time.Duration `envconfig:"AUTHGATE_REDIS_CACHE_TTL" default:"0s" desc:"how long a replica may reuse a session it read from Redis (0: every request reads Redis); see the README for the trade-off"`
-	RedisCAFile         string        `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots"`
+	RedisCAFile         string        `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots; re-read when it changes"`
 
 	TraceTrustClient string `envconfig:"AUTHGATE_TRACE_TRUST_CLIENT" default:"trusted-proxies" desc:"whose W3C traceparent is continued: never, trusted-proxies (peers in AUTHGATE_TRUSTED_PROXIES) or always; an untrusted one is dropped (tracing is configured by the standard OTEL_* variables)"`
 	AccessLog        bool   `envconfig:"AUTHGATE_ACCESS_LOG" default:"false" desc:"write one structured line per request (method, path, status, bytes, durations, outcome, sub, request and trace id)"`
@@ -200,6 +200,7 @@ func (c *Config) watchedFileVariables() []string {
 	var vars []string
 	for _, f := range []struct{ key, file string }{
 		{"AUTHGATE_CLIENT_SECRET_FILE", c.ClientSecretFile},
+		{"AUTHGATE_CLIENT_PRIVATE_KEY_FILE", c.ClientKeyFile},
 		{"AUTHGATE_COOKIE_SECRET_FILE", c.CookieSecretFile},
 		{"AUTHGATE_REDIS_PASSWORD_FILE", c.RedisPasswordFile},
 		{"AUTHGATE_OIDC_CA_FILE", c.OIDCCAFile},

@@ -263,6 +263,8 @@ func startGateWith(t *testing.T, ln net.Listener, env map[string]string, op *tes
 		DiscoveryRetryMin: 5 * time.Millisecond,
 		DiscoveryRetryMax: 50 * time.Millisecond,
 		ProxyListener:     ln,
+		// Rotation tests wait for a file to be read again.
+		SecretPollInterval: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("NewMain: %v", err)

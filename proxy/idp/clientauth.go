@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -146,6 +147,32 @@ type assertionSigner struct {
 	clientID string
 	audience string // the token endpoint URL (OpenID Connect Core 9)
 	now      func() time.Time
+
+	// keyFunc, when set, returns the client key in use (a rotated key
+	// file); the signer is rebuilt when it changes.
+	keyFunc    func() *ClientKey
+	advertised []string
+	mu         sync.Mutex
+	key        *ClientKey // the key signer signs with
+}
+
+// current returns the signer for the key in use.
+func (s *assertionSigner) current() (jose.Signer, error) {
+	if s.keyFunc == nil {
+		return s.signer, nil
+	}
+	k := s.keyFunc()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k == nil || k == s.key {
+		return s.signer, nil
+	}
+	next, err := newAssertionSigner(k, s.advertised, s.clientID, s.audience, s.now)
+	if err != nil {
+		return nil, err
+	}
+	s.signer, s.alg, s.key = next.signer, next.alg, k
+	return s.signer, nil
 }
 
 // newAssertionSigner picks the first of the key's algorithms that the
@@ -165,7 +192,7 @@ func newAssertionSigner(k *ClientKey, advertised []string, clientID, tokenURL st
 	if err != nil {
 		return nil, fmt.Errorf("prepare client assertion signer: %w", err)
 	}
-	return &assertionSigner{signer: signer, alg: alg, clientID: clientID, audience: tokenURL, now: now}, nil
+	return &assertionSigner{signer: signer, alg: alg, clientID: clientID, audience: tokenURL, now: now, advertised: advertised, key: k}, nil
 }
 
 // sign returns a fresh client assertion (RFC 7523 section 3): iss and sub
@@ -175,8 +202,12 @@ func (s *assertionSigner) sign() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	signer, err := s.current()
+	if err != nil {
+		return "", err
+	}
 	now := s.now()
-	raw, err := jwt.Signed(s.signer).Claims(jwt.Claims{
+	raw, err := jwt.Signed(signer).Claims(jwt.Claims{
 		Issuer:   s.clientID,
 		Subject:  s.clientID,
 		Audience: jwt.Audience{s.audience},

@@ -53,9 +53,19 @@ type Options struct {
 	// public client that relies on PKCE alone.
 	ClientID     string
 	ClientSecret string
+	// ClientSecretFunc, when set, is asked for the client secret on every
+	// call that authenticates (code exchange, refresh, revocation), so a
+	// rotated secret applies without a restart; ClientSecret is then only
+	// its value at start, which decides whether authgate is a public
+	// client. Nil means ClientSecret always.
+	ClientSecretFunc func() string
 	// ClientKey, when set, authenticates authgate with private_key_jwt
 	// (RFC 7523) instead of a secret; ClientSecret must then be empty.
 	ClientKey *ClientKey
+	// ClientKeyFunc, when set with ClientKey, is asked for the key before
+	// each client assertion, so a rotated key file applies without a
+	// restart; nil means ClientKey always.
+	ClientKeyFunc func() *ClientKey
 	// RedirectURL is the absolute callback URL registered at the provider.
 	RedirectURL string
 	// Scopes requested at login; nil means openid, email, profile.

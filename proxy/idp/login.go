@@ -135,7 +135,7 @@ func (p *Provider) Exchange(ctx context.Context, code, codeVerifier, nonce strin
 	if codeVerifier == "" || nonce == "" {
 		return nil, nil, errors.New("exchange code: empty code verifier or nonce")
 	}
-	tok, err := d.oauth.Exchange(oidc.ClientContext(ctx, d.tokenClient), code, oauth2.VerifierOption(codeVerifier))
+	tok, err := p.oauthConfig(d).Exchange(oidc.ClientContext(ctx, d.tokenClient), code, oauth2.VerifierOption(codeVerifier))
 	if err != nil {
 		return nil, nil, fmt.Errorf("exchange code: %w", classifyTokenError(err))
 	}

@@ -32,24 +32,26 @@ const (
 // discovery has succeeded. The zero Provider is not usable. A Provider is
 // safe for concurrent use.
 type Provider struct {
-	clientID     string
-	clientSecret string
-	clientKey    *ClientKey
-	redirectURL  string
-	issuer       string
-	scopes       []string
-	prompt       string
-	endSession   string
-	authParams   url.Values
-	groupsClaim  string
-	userClaim    string
-	emailClaim   string
-	needGroups   bool
-	keepClaims   bool
-	retryMin     time.Duration
-	retryMax     time.Duration
-	log          *slog.Logger
-	now          func() time.Time
+	clientID      string
+	clientSecret  string
+	secretFunc    func() string // nil: clientSecret
+	clientKey     *ClientKey
+	clientKeyFunc func() *ClientKey // nil: clientKey
+	redirectURL   string
+	issuer        string
+	scopes        []string
+	prompt        string
+	endSession    string
+	authParams    url.Values
+	groupsClaim   string
+	userClaim     string
+	emailClaim    string
+	needGroups    bool
+	keepClaims    bool
+	retryMin      time.Duration
+	retryMax      time.Duration
+	log           *slog.Logger
+	now           func() time.Time
 
 	// client talks to discovery, the token and revocation endpoints: their
 	// error statuses are read by our code or by x/oauth2.
@@ -145,25 +147,27 @@ func New(opts Options) (*Provider, error) {
 		errs = append(errs, errors.New("discovery retry bounds are negative"))
 	}
 	p := &Provider{
-		clientID:     opts.ClientID,
-		clientSecret: opts.ClientSecret,
-		clientKey:    opts.ClientKey,
-		redirectURL:  opts.RedirectURL,
-		issuer:       opts.IssuerURL,
-		scopes:       slices.Clone(opts.Scopes),
-		prompt:       strings.Join(strings.Fields(opts.Prompt), " "),
-		endSession:   opts.EndSessionURL,
-		authParams:   cloneValues(opts.AuthParams),
-		groupsClaim:  opts.GroupsClaim,
-		userClaim:    opts.UserClaim,
-		emailClaim:   opts.EmailClaim,
-		needGroups:   opts.NeedGroups,
-		keepClaims:   opts.KeepClaims,
-		retryMin:     opts.DiscoveryRetryMin,
-		retryMax:     opts.DiscoveryRetryMax,
-		log:          opts.Logger,
-		now:          opts.Now,
-		client:       opts.HTTPClient,
+		clientID:      opts.ClientID,
+		clientSecret:  opts.ClientSecret,
+		secretFunc:    opts.ClientSecretFunc,
+		clientKey:     opts.ClientKey,
+		clientKeyFunc: opts.ClientKeyFunc,
+		redirectURL:   opts.RedirectURL,
+		issuer:        opts.IssuerURL,
+		scopes:        slices.Clone(opts.Scopes),
+		prompt:        strings.Join(strings.Fields(opts.Prompt), " "),
+		endSession:    opts.EndSessionURL,
+		authParams:    cloneValues(opts.AuthParams),
+		groupsClaim:   opts.GroupsClaim,
+		userClaim:     opts.UserClaim,
+		emailClaim:    opts.EmailClaim,
+		needGroups:    opts.NeedGroups,
+		keepClaims:    opts.KeepClaims,
+		retryMin:      opts.DiscoveryRetryMin,
+		retryMax:      opts.DiscoveryRetryMax,
+		log:           opts.Logger,
+		now:           opts.Now,
+		client:        opts.HTTPClient,
 	}
 	if p.scopes == nil {
 		p.scopes = []string{oidc.ScopeOpenID, "email", "profile"}
@@ -371,6 +375,7 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		if err != nil {
 			return nil, err
 		}
+		assertion.keyFunc = p.clientKeyFunc
 		if len(meta.TokenEndpointAuthMethods) > 0 && !slices.Contains(meta.TokenEndpointAuthMethods, "private_key_jwt") {
 			p.log.Warn("provider does not advertise private_key_jwt; sending client assertions anyway", keyIssuer, p.issuer)
 		}
@@ -401,6 +406,25 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		tokenClient: tokenClient,
 		assertion:   assertion,
 	}, nil
+}
+
+// secret returns the client secret to send now.
+func (p *Provider) secret() string {
+	if p.secretFunc != nil {
+		return p.secretFunc()
+	}
+	return p.clientSecret
+}
+
+// oauthConfig returns d's OAuth configuration with the current client
+// secret.
+func (p *Provider) oauthConfig(d *discovered) *oauth2.Config {
+	if p.secretFunc == nil {
+		return d.oauth
+	}
+	c := *d.oauth
+	c.ClientSecret = p.secretFunc()
+	return &c
 }
 
 // signingAlgs keeps the advertised ID token algorithms that go-oidc can

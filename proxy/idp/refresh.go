@@ -36,7 +36,7 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken, subject string) (*
 		return nil, fmt.Errorf("refresh token: %w: empty refresh token", ErrInvalidGrant)
 	}
 	// An empty access token makes the token source refresh at once.
-	src := d.oauth.TokenSource(oidc.ClientContext(ctx, d.tokenClient), &oauth2.Token{RefreshToken: refreshToken})
+	src := p.oauthConfig(d).TokenSource(oidc.ClientContext(ctx, d.tokenClient), &oauth2.Token{RefreshToken: refreshToken})
 	tok, err := src.Token()
 	if err != nil {
 		return nil, fmt.Errorf("refresh token: %w", classifyTokenError(err))
@@ -104,8 +104,8 @@ func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
 		}
 	case d.revokeStyle != oauth2.AuthStyleInHeader:
 		form.Set("client_id", p.clientID)
-		if p.clientSecret != "" {
-			form.Set("client_secret", p.clientSecret)
+		if secret := p.secret(); secret != "" {
+			form.Set("client_secret", secret)
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.meta.RevocationEndpoint, strings.NewReader(form.Encode()))
@@ -115,7 +115,7 @@ func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if d.assertion == nil && d.revokeStyle == oauth2.AuthStyleInHeader {
 		// RFC 6749 section 2.3.1: id and secret are form-encoded first.
-		req.SetBasicAuth(url.QueryEscape(p.clientID), url.QueryEscape(p.clientSecret))
+		req.SetBasicAuth(url.QueryEscape(p.clientID), url.QueryEscape(p.secret()))
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {

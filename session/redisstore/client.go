@@ -66,6 +66,10 @@ type ClientOptions struct {
 	// password read from a file cannot silently lose to the URL's.
 	Username string
 	Password string
+	// PasswordFunc, when set, is asked for the password each time a new
+	// connection authenticates (a rotated password file), and Password must
+	// be empty. Connections already open stay authenticated.
+	PasswordFunc func() string
 	// SentinelUsername and SentinelPassword authenticate to the sentinels;
 	// empty means the sentinels need no authentication.
 	SentinelUsername string
@@ -131,6 +135,9 @@ func NewClient(o ClientOptions) (redis.UniversalClient, error) {
 		PoolSize:              o.PoolSize,
 		ContextTimeoutEnabled: true,
 	}
+	if o.PasswordFunc != nil {
+		u.CredentialsProvider = credentials(o.Username, o.PasswordFunc)
+	}
 	c := redis.NewUniversalClient(u)
 	o.trace(c)
 	return c, nil
@@ -166,6 +173,9 @@ func (o ClientOptions) validate() error {
 			add("redisstore: AUTHGATE_REDIS_ADDRS entry %q is not host:port", a)
 		}
 	}
+	if o.Password != "" && o.PasswordFunc != nil {
+		add("redisstore: Password and PasswordFunc are both set: keep one")
+	}
 	if o.DB < 0 {
 		add("redisstore: database %d is negative", o.DB)
 	}
@@ -194,7 +204,7 @@ func (o ClientOptions) validate() error {
 		case u.Host == "":
 			add("redisstore: AUTHGATE_REDIS_URL has no host")
 		default:
-			if _, ok := u.User.Password(); ok && o.Password != "" {
+			if _, ok := u.User.Password(); ok && (o.Password != "" || o.PasswordFunc != nil) {
 				add("redisstore: a password is both in AUTHGATE_REDIS_URL and set on its own: keep one")
 			}
 			if u.User.Username() != "" && o.Username != "" {
@@ -236,6 +246,9 @@ func (o ClientOptions) urlClient() (redis.UniversalClient, error) {
 		co.MaxRetries = or(co.MaxRetries, commandRetries)
 		co.PoolSize = or(o.PoolSize, co.PoolSize)
 		co.ContextTimeoutEnabled = true
+		if o.PasswordFunc != nil {
+			co.CredentialsProvider = credentials(co.Username, o.PasswordFunc)
+		}
 		return redis.NewClusterClient(co), nil
 	}
 	ro, err := redis.ParseURL(o.URL)
@@ -262,7 +275,16 @@ func (o ClientOptions) urlClient() (redis.UniversalClient, error) {
 	ro.MaxRetries = or(ro.MaxRetries, commandRetries)
 	ro.PoolSize = or(o.PoolSize, ro.PoolSize)
 	ro.ContextTimeoutEnabled = true
+	if o.PasswordFunc != nil {
+		ro.CredentialsProvider = credentials(ro.Username, o.PasswordFunc)
+	}
 	return redis.NewClient(ro), nil
+}
+
+// credentials is a go-redis CredentialsProvider: it is asked on every new
+// connection, so a rotated password applies without a restart.
+func credentials(username string, password func() string) func() (string, string) {
+	return func() (string, string) { return username, password() }
 }
 
 // tlsConfig returns a copy of c (or a fresh config for nil) with at least

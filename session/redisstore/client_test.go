@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,4 +240,52 @@ func writeTestCert(t *testing.T, dir string) (pool *x509.CertPool, certFile, key
 		t.Fatal(err)
 	}
 	return pool, certFile, keyFile, certFile
+}
+
+// TestNewClientPasswordFunc: a rotated password applies to new connections
+// without a new client; open connections stay authenticated.
+func TestNewClientPasswordFunc(t *testing.T) {
+	srv := redistest.Start(t, "--requirepass", testPassword)
+	ctx := context.Background()
+	var password atomic.Value
+	password.Store(testPassword)
+	{
+		o := ClientOptions{URL: "redis://" + srv.Addr(), PasswordFunc: func() string { return password.Load().(string) }}
+		c, err := NewClient(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Ping(ctx).Err(); err != nil {
+			t.Fatalf("PING with the first password = %v", err)
+		}
+
+		const rotated = "rotated-" + testPassword
+		admin := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: testPassword})
+		defer admin.Close()
+		if err := admin.ConfigSet(ctx, "requirepass", rotated).Err(); err != nil {
+			t.Fatal(err)
+		}
+		password.Store(rotated)
+		// Drop every connection but the admin's, so the client must
+		// authenticate again.
+		if err := admin.Do(ctx, "CLIENT", "KILL", "SKIPME", "yes").Err(); err != nil {
+			t.Fatal(err)
+		}
+		var pingErr error
+		for range 3 { // the first command may find its pooled connection dead
+			if pingErr = c.Ping(ctx).Err(); pingErr == nil {
+				break
+			}
+		}
+		if pingErr != nil {
+			t.Errorf("PING after rotation = %v", pingErr)
+		}
+		if got, err := admin.ConfigGet(ctx, "requirepass").Result(); err != nil || got["requirepass"] != rotated {
+			t.Errorf("server password not rotated: %v %v", got, err)
+		}
+	}
+	if _, err := NewClient(ClientOptions{URL: "redis://" + srv.Addr(), Password: "x", PasswordFunc: func() string { return "y" }}); err == nil {
+		t.Error("NewClient with Password and PasswordFunc succeeded")
+	}
 }

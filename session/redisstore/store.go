@@ -64,8 +64,11 @@ type Options struct {
 	// replaced by the store's.
 	Cookie session.CookieOptions
 	// Keys seal the ticket cookie; see session.NewSealer. The first key
-	// seals, every key opens. Required.
+	// seals, every key opens. Required unless Sealer is set.
 	Keys [][]byte
+	// Sealer, when set, seals the ticket cookie instead of a Sealer built
+	// from Keys; share one whose keys rotate (session.Sealer.SetKeys).
+	Sealer *session.Sealer
 	// Prefix starts every Redis key; empty means DefaultPrefix. Replicas
 	// that share sessions must use the same prefix.
 	Prefix string
@@ -109,9 +112,12 @@ func New(o Options) (*Store, error) {
 	if err := o.Cookie.Validate(); err != nil {
 		return nil, fmt.Errorf("check cookie options: %w", err)
 	}
-	sealer, err := session.NewSealer(o.Keys)
-	if err != nil {
-		return nil, fmt.Errorf("create ticket sealer: %w", err)
+	sealer := o.Sealer
+	if sealer == nil {
+		var err error
+		if sealer, err = session.NewSealer(o.Keys); err != nil {
+			return nil, fmt.Errorf("create ticket sealer: %w", err)
+		}
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -135,6 +135,7 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 		ClientID:          cfg.ClientID,
 		ClientSecret:      cfg.ClientSecret,
 		ClientSecretFunc:  clientSecret,
+		ClientAuthMethod:  cfg.ClientAuthMethod,
 		ClientKey:         cfg.clientKey,
 		ClientKeyFunc:     clientKey,
 		RedirectURL:       cfg.RedirectURL,

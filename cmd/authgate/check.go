@@ -225,6 +225,8 @@ func (c *Config) clientAuthMethods() []string {
 		return []string{"private_key_jwt"}
 	case c.ClientSecret == "":
 		return []string{"none"}
+	case c.ClientAuthMethod != "":
+		return []string{c.ClientAuthMethod}
 	default:
 		return []string{"client_secret_basic", "client_secret_post"}
 	}

@@ -31,6 +31,7 @@ type Config struct {
 	ClientSecret     string `envconfig:"AUTHGATE_CLIENT_SECRET" secret:"true" desc:"OAuth client secret; empty makes a public client (PKCE only)"`
 	ClientSecretFile string `envconfig:"AUTHGATE_CLIENT_SECRET_FILE" desc:"file holding AUTHGATE_CLIENT_SECRET; re-read when it changes"`
 	ClientKeyFile    string `envconfig:"AUTHGATE_CLIENT_PRIVATE_KEY_FILE" desc:"PEM private key (RSA, EC P-256/P-384/P-521 or Ed25519) for private_key_jwt client authentication instead of a client secret; re-read when it changes"`
+	ClientAuthMethod string `envconfig:"AUTHGATE_CLIENT_AUTH_METHOD" desc:"token endpoint authentication with a client secret: client_secret_basic or client_secret_post, as registered at the IdP; empty picks from discovery (basic when advertised)"`
 	ClientKeyID      string `envconfig:"AUTHGATE_CLIENT_KEY_ID" desc:"kid sent with private_key_jwt assertions; empty means the key's RFC 7638 JWK thumbprint"`
 	CookieSecret     string `envconfig:"AUTHGATE_COOKIE_SECRET" secret:"true" desc:"32-byte key, base64; a comma-separated list rotates keys (first seals, all open) (required)"`
 	CookieSecretFile string `envconfig:"AUTHGATE_COOKIE_SECRET_FILE" desc:"file holding AUTHGATE_COOKIE_SECRET; re-read when it changes"`
@@ -675,6 +676,15 @@ func (c *Config) validateClientKey() []error {
 	var problems []error
 	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	c.clientKey = nil
+	switch c.ClientAuthMethod {
+	case "":
+	case "client_secret_basic", "client_secret_post":
+		if c.ClientSecret == "" {
+			add("AUTHGATE_CLIENT_AUTH_METHOD: %s needs AUTHGATE_CLIENT_SECRET (or AUTHGATE_CLIENT_SECRET_FILE)", c.ClientAuthMethod)
+		}
+	default:
+		add("AUTHGATE_CLIENT_AUTH_METHOD: %q is not client_secret_basic or client_secret_post (private_key_jwt follows from AUTHGATE_CLIENT_PRIVATE_KEY_FILE, none from an empty secret)", c.ClientAuthMethod)
+	}
 	if c.ClientKeyFile == "" {
 		if c.ClientKeyID != "" {
 			add("AUTHGATE_CLIENT_KEY_ID: set without AUTHGATE_CLIENT_PRIVATE_KEY_FILE")

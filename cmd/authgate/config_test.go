@@ -227,3 +227,34 @@ func TestLoadConfigPassRoutingHeaders(t *testing.T) {
 		t.Errorf("loadConfig with X-Forwarded-User in AUTHGATE_PASS_ROUTING_HEADERS: %v, want an error naming the variable and the header", err)
 	}
 }
+
+func TestLoadConfigClientAuthMethod(t *testing.T) {
+	tests := []struct {
+		name, method, secret string
+		want                 string // substring of the error; empty: valid
+	}{
+		{name: "post with a secret", method: "client_secret_post", secret: "s3cret"},
+		{name: "basic with a secret", method: "client_secret_basic", secret: "s3cret"},
+		{name: "post without a secret", method: "client_secret_post", want: "AUTHGATE_CLIENT_AUTH_METHOD: client_secret_post needs AUTHGATE_CLIENT_SECRET"},
+		{name: "unknown method", method: "client_secret_jwt", secret: "s3cret", want: `AUTHGATE_CLIENT_AUTH_METHOD: "client_secret_jwt" is not`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := validEnv()
+			env["AUTHGATE_CLIENT_AUTH_METHOD"] = tt.method
+			env["AUTHGATE_CLIENT_SECRET"] = tt.secret
+			setEnv(t, env)
+			cfg, err := loadConfig()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("loadConfig: %v", err)
+			case tt.want == "" && cfg.clientAuthMethods()[0] != tt.method:
+				t.Errorf("clientAuthMethods() = %q, want only %q", cfg.clientAuthMethods(), tt.method)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("loadConfig error = %v, want one containing %q", err, tt.want)
+			case err != nil && strings.Contains(err.Error(), "s3cret"):
+				t.Errorf("loadConfig error %q shows the secret", err)
+			}
+		})
+	}
+}

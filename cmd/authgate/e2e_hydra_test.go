@@ -74,6 +74,13 @@ func TestHydraVariants(t *testing.T) {
 		b, _ := checkVariant(t, g)
 		g.signOutRevokes(t, b)
 	})
+	// A client registered with client_secret_post: Hydra advertises both
+	// secret methods and refuses the other, so authgate must be told.
+	t.Run("client_secret_post", func(t *testing.T) {
+		g := startRPGate(t, op, clientSpec{authMethod: "client_secret_post"}, map[string]string{"AUTHGATE_CLIENT_AUTH_METHOD": "client_secret_post"})
+		b, _ := checkVariant(t, g)
+		g.signOutRevokes(t, b)
+	})
 	t.Run("private_key_jwt", func(t *testing.T) {
 		k := newClientKey(t)
 		g := startRPGate(t, op, clientSpec{authMethod: "private_key_jwt", jwks: k.jwks, shortTokens: true}, k.env())

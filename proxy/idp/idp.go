@@ -59,6 +59,13 @@ type Options struct {
 	// its value at start, which decides whether authgate is a public
 	// client. Nil means ClientSecret always.
 	ClientSecretFunc func() string
+	// ClientAuthMethod forces the token endpoint authentication method of a
+	// client with a secret: "client_secret_basic" or "client_secret_post",
+	// for a client registered with one method at a provider that advertises
+	// both (Ory Hydra refuses the other). Empty picks from discovery:
+	// client_secret_basic when advertised (the default of OpenID Connect
+	// Discovery 1.0 section 3), else client_secret_post.
+	ClientAuthMethod string
 	// ClientKey, when set, authenticates authgate with private_key_jwt
 	// (RFC 7523) instead of a secret; ClientSecret must then be empty.
 	ClientKey *ClientKey

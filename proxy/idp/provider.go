@@ -35,6 +35,7 @@ type Provider struct {
 	clientID      string
 	clientSecret  string
 	secretFunc    func() string // nil: clientSecret
+	authMethod    string        // forced client_secret_basic or _post; empty: from discovery
 	clientKey     *ClientKey
 	clientKeyFunc func() *ClientKey // nil: clientKey
 	redirectURL   string
@@ -137,6 +138,11 @@ func New(opts Options) (*Provider, error) {
 			errs = append(errs, fmt.Errorf("end session URL: %w", err))
 		}
 	}
+	switch opts.ClientAuthMethod {
+	case "", "client_secret_basic", "client_secret_post":
+	default:
+		errs = append(errs, fmt.Errorf("client auth method %q is not client_secret_basic or client_secret_post", opts.ClientAuthMethod))
+	}
 	if err := CheckPrompt(opts.Prompt); err != nil {
 		errs = append(errs, fmt.Errorf("prompt: %w", err))
 	}
@@ -150,6 +156,7 @@ func New(opts Options) (*Provider, error) {
 		clientID:      opts.ClientID,
 		clientSecret:  opts.ClientSecret,
 		secretFunc:    opts.ClientSecretFunc,
+		authMethod:    opts.ClientAuthMethod,
 		clientKey:     opts.ClientKey,
 		clientKeyFunc: opts.ClientKeyFunc,
 		redirectURL:   opts.RedirectURL,
@@ -356,7 +363,7 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		Now:                  p.now,
 		SkipExpiryCheck:      true,
 	})
-	tokenStyle := authStyle(meta.TokenEndpointAuthMethods, p.clientSecret)
+	tokenStyle := authStyle(meta.TokenEndpointAuthMethods, p.clientSecret, p.authMethod)
 	revokeMethods := meta.RevocationEndpointAuthMethods
 	if len(revokeMethods) == 0 {
 		// RFC 8414 section 2: absent, the token endpoint's methods apply.
@@ -402,7 +409,7 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 			Scopes:       p.scopes,
 		},
 		meta:        meta,
-		revokeStyle: authStyle(revokeMethods, p.clientSecret),
+		revokeStyle: authStyle(revokeMethods, p.clientSecret, p.authMethod),
 		tokenClient: tokenClient,
 		assertion:   assertion,
 	}, nil
@@ -448,13 +455,18 @@ func signingAlgs(advertised []string) []string {
 	return algs
 }
 
-// authStyle picks how the client authenticates, from the advertised methods
-// rather than x/oauth2's auto-detection, which on failure replays the request
-// (and so the one-time authorization code) with the other style.
-func authStyle(methods []string, secret string) oauth2.AuthStyle {
+// authStyle picks how the client authenticates: the forced method when
+// set, else from the advertised methods rather than x/oauth2's
+// auto-detection, which on failure replays the request (and so the one-time
+// authorization code) with the other style.
+func authStyle(methods []string, secret, forced string) oauth2.AuthStyle {
 	switch {
 	case secret == "":
 		// A public client sends only client_id (RFC 6749 section 2.3, 3.2.1).
+		return oauth2.AuthStyleInParams
+	case forced == "client_secret_basic":
+		return oauth2.AuthStyleInHeader
+	case forced == "client_secret_post":
 		return oauth2.AuthStyleInParams
 	case len(methods) == 0 || slices.Contains(methods, "client_secret_basic"):
 		// OpenID Connect Discovery 1.0 section 3: the default is

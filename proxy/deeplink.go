@@ -3,7 +3,8 @@ package proxy
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"html/template"
+	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,13 +28,18 @@ var deepLinkCSP = func() string {
 		"'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 }()
 
-var deepLinkPage = template.Must(template.New("deeplink").Parse(`<!doctype html>
+// writeDeepLinkPage writes the page by hand, every value escaped for its
+// attribute, rather than with html/template (see writeErrorPage).
+func writeDeepLinkPage(w io.Writer, start, rd, fallback string) {
+	esc := html.EscapeString
+	io.WriteString(w, `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Signing in…</title>
-<meta name="authgate-start" content="{{.Start}}"><meta name="authgate-rd" content="{{.Redirect}}">
-<noscript><meta http-equiv="refresh" content="0;url={{.Fallback}}"></noscript>
-<script>` + deepLinkScript + `</script></head>
-<body><p><a href="{{.Fallback}}">Continue to sign in</a></p></body></html>
-`))
+<meta name="authgate-start" content="`+esc(start)+`"><meta name="authgate-rd" content="`+esc(rd)+`">
+<noscript><meta http-equiv="refresh" content="0;url=`+esc(fallback)+`"></noscript>
+<script>`+deepLinkScript+`</script></head>
+<body><p><a href="`+esc(fallback)+`">Continue to sign in</a></p></body></html>
+`)
+}
 
 // wantsDeepLinkPage reports whether an unauthenticated navigation gets the
 // deep-link page rather than the 302: only a GET that says, through Fetch
@@ -58,9 +64,7 @@ func (h *Handler) serveDeepLinkPage(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusOK)
 	h.outcome(w, outcomeLoginRedirect, http.StatusOK)
-	_ = deepLinkPage.Execute(w, struct{ Start, Redirect, Fallback string }{
-		h.startPath, rd, h.startPath + "?rd=" + url.QueryEscape(rd),
-	})
+	writeDeepLinkPage(w, h.startPath, rd, h.startPath+"?rd="+url.QueryEscape(rd))
 }
 
 // isDeepLinkPage reports whether body is the page serveDeepLinkPage

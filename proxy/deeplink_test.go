@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -63,3 +64,19 @@ func TestDeepLinkPage(t *testing.T) {
 
 // attrEscaped is what html/template makes of s inside an attribute.
 func attrEscaped(s string) string { return strings.ReplaceAll(s, "&", "&amp;") }
+
+// TestPagesEscapeValues: the hand-written deep-link and sign-out pages
+// escape every value they carry, whatever reaches them.
+func TestPagesEscapeValues(t *testing.T) {
+	const evil = `/x"><script>alert(1)</script>&y='z'`
+	var b strings.Builder
+	writeDeepLinkPage(&b, "/oauth2/start", evil, "/oauth2/start?rd="+evil)
+	writeSignOutPage(&b, "/oauth2/sign_out", evil)
+	page := b.String()
+	if strings.Contains(page, `"><script>alert`) || strings.Contains(page, `'z'`) {
+		t.Errorf("pages carry an unescaped value:\n%s", page)
+	}
+	if want := html.EscapeString(evil); strings.Count(page, want) != 4 {
+		t.Errorf("pages carry the escaped value %q %d times, want 4 (rd, refresh, link, hidden field):\n%s", want, strings.Count(page, want), page)
+	}
+}

@@ -1,7 +1,8 @@
 package proxy
 
 import (
-	"html/template"
+	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -66,15 +67,22 @@ func sameOriginHost(origin, host string) bool {
 	return strings.EqualFold(u.Host, host)
 }
 
-var signOutPage = template.Must(template.New("signout").Parse(`<!doctype html>
+// writeSignOutPage writes the confirmation page by hand, every value
+// escaped, rather than with html/template (see writeErrorPage: the
+// template package's method lookups by name keep unused methods in the
+// binary).
+func writeSignOutPage(w io.Writer, action, rd string) {
+	esc := html.EscapeString
+	io.WriteString(w, `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Sign out</title>
 <style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.4rem}button{font-size:1rem;padding:.5rem 1rem}</style></head>
 <body><h1>Sign out?</h1><p>Another page asked to sign you out. Confirm to end your session.</p>
-<form method="post" action="{{.Action}}"><input type="hidden" name="rd" value="{{.Redirect}}"><button type="submit">Sign out</button></form>
+<form method="post" action="`+esc(action)+`"><input type="hidden" name="rd" value="`+esc(rd)+`"><button type="submit">Sign out</button></form>
 </body></html>
-`))
+`)
+}
 
 // confirmSignOut answers a sign-out GET that may come from another site
 // with a page whose button POSTs the sign-out (same-origin, so it passes
@@ -98,5 +106,5 @@ func (h *Handler) confirmSignOut(w http.ResponseWriter, r *http.Request, rd stri
 	if r.Method == http.MethodHead {
 		return
 	}
-	_ = signOutPage.Execute(w, struct{ Action, Redirect string }{h.signOutPath, rd})
+	writeSignOutPage(w, h.signOutPath, rd)
 }

@@ -282,9 +282,7 @@ func pingRedis(ctx context.Context, cfg *Config) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
-		// go-redis errors name addresses, never the password; redact
-		// anyway so that no library message can carry one.
-		return redact(fmt.Errorf("PING: %w", err), cfg.RedisPassword, urlPassword(cfg.RedisURL))
+		return opts.Redact(fmt.Errorf("PING: %w", err))
 	}
 	return nil
 }
@@ -314,25 +312,4 @@ func dialUpstream(ctx context.Context, cfg *Config) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	return conn.Close()
-}
-
-// urlPassword returns the password in a URL, or "".
-func urlPassword(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return ""
-	}
-	p, _ := u.User.Password()
-	return p
-}
-
-// redact replaces every non-empty secret in err's message.
-func redact(err error, secrets ...string) error {
-	msg := err.Error()
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	return errors.New(msg)
 }

@@ -112,7 +112,7 @@ func NewClient(o ClientOptions) (redis.UniversalClient, error) {
 	if o.URL != "" {
 		c, err := o.urlClient()
 		if err != nil {
-			return nil, redact(err, o.Password, o.SentinelPassword, urlPassword(o.URL))
+			return nil, o.Redact(err)
 		}
 		o.trace(c)
 		return c, nil
@@ -323,6 +323,17 @@ func urlPassword(raw string) string {
 	}
 	p, _ := u.User.Password()
 	return p
+}
+
+// Redact returns err with every password of o (explicit, Sentinel, in the
+// URL) replaced, for errors that go to a person: go-redis messages name
+// addresses, not passwords, but no library message is trusted to.
+func (o ClientOptions) Redact(err error) error {
+	current := ""
+	if o.PasswordFunc != nil {
+		current = o.PasswordFunc()
+	}
+	return redact(err, o.Password, current, o.SentinelPassword, urlPassword(o.URL))
 }
 
 // redact returns err with every non-empty secret replaced, so that no

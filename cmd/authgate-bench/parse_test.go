@@ -250,6 +250,18 @@ func TestSessionCookieHeader(t *testing.T) {
 	if got != want {
 		t.Errorf("sessionCookieHeader = %q, want %q", got, want)
 	}
+	// oauth2-proxy and mod_auth_openidc count chunks from 0;
+	// mod_auth_openidc also sends the number of chunks.
+	peer := []*http.Cookie{
+		{Name: "authgate_1", Value: "b"},
+		{Name: "mod_auth_openidc_state_xyz", Value: "state"},
+		{Name: "authgate_chunks", Value: "2"},
+		{Name: "authgate_0", Value: "a"},
+		{Name: "authgate_csrf", Value: "csrf"},
+	}
+	if got, want := sessionCookieHeader(peer, "authgate"), "authgate_chunks=2; authgate_0=a; authgate_1=b"; got != want {
+		t.Errorf("sessionCookieHeader(peer chunks) = %q, want %q", got, want)
+	}
 }
 
 func TestCookieSetUpdate(t *testing.T) {
@@ -324,8 +336,11 @@ func TestParseFlags(t *testing.T) {
 	if c.duration != 5*time.Second || c.runs != 3 || c.connections != 64 || c.threads != 2 || !slices.Equal(c.cases, allCases) {
 		t.Errorf("defaults = %+v, want 5s, 3 runs, -c64 -t2, every case", c)
 	}
-	// 8 cases: 7 with two targets, login with one; each 1s warm-up + 3 × 5s.
-	if got, want := c.plannedLoad(), 15*16*time.Second; got != want {
+	// 8 cases, each target 1s warm-up + 3 × 5s: cookie, navigation, api,
+	// one-conn and refresh with authgate, two bare proxies and two peers;
+	// redis and refresh-grace with authgate and the bare proxies; login
+	// with authgate and the peers.
+	if got, want := c.plannedLoad(), (5*5+2*3+3)*16*time.Second; got != want {
 		t.Errorf("plannedLoad = %s, want %s", got, want)
 	}
 	c, err = parseFlags([]string{"-cases", "api, cookie,api"}, io.Discard)
@@ -349,6 +364,9 @@ func TestParseFlags(t *testing.T) {
 		{"grace window overrun", []string{"-duration", "30s"}, "grace window"},
 		{"rev and binary", []string{"-rev", "HEAD", "-authgate", "/bin/x"}, "set one"},
 		{"argument", []string{"extra"}, "unexpected argument"},
+		{"unknown peer", []string{"-peers", "oauth2-proxy,pomerium"}, `unknown peer "pomerium"`},
+		{"short soak", []string{"-soak", "10s"}, "-soak 10s"},
+		{"soak sampled too rarely", []string{"-soak", "1m", "-soak-interval", "30s"}, "-soak-interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

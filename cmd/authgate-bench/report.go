@@ -10,14 +10,22 @@ import (
 	"time"
 )
 
-// Targets of issue 7.
+// Targets of issues 7 and 12. Ratios and added latency are against the
+// pooled bare proxy (targetBarePooled).
 const (
 	targetCookieRatio   = 0.90
 	targetRedisRatio    = 0.75
 	targetAddedP50      = 25 * time.Microsecond
-	targetPeakRSSMiB    = 30.0
+	targetPeakRSSMiB    = 24.0
+	targetIdleRSSMiB    = 12.0
 	targetReusedConnsOp = 0.001 // new upstream connections per request counted as "reused"
 )
+
+// reference is the target the ratios divide by.
+const reference = targetBarePooled
+
+// targetOrder is the order targets appear in tables.
+var targetOrder = []string{targetAuthgate, targetBarePooled, targetBare, targetOAuth2, targetApache}
 
 type keyValue struct{ key, value string }
 
@@ -45,7 +53,7 @@ type targetSummary struct {
 	runs                                   int
 	rate, p50, p99, cpu, auxCPU, rss, conn float64 // p50/p99 in µs, rss in MiB, conn per op
 	idpPerOp                               map[string]float64
-	errors                                 int64
+	errors, socketErrors                   int64
 }
 
 // summarize takes the medians of the successful runs of target name.
@@ -83,6 +91,7 @@ func summarize(runs []runResult, name string) (targetSummary, bool) {
 			idp[k] = append(idp[k], float64(r.idp[k])/float64(r.ops))
 		}
 		s.errors += r.statusErrors + r.socketErrors
+		s.socketErrors += r.socketErrors
 	}
 	s.runs = len(ok)
 	s.rate, s.p50, s.p99, s.cpu = median(rate), median(p50), median(p99), median(cpu)
@@ -111,7 +120,7 @@ func (r *report) render(w io.Writer) {
 	p("Measured by `cmd/authgate-bench` (issue 7) on %s; the run took %s. Regenerate (about %s of load plus setup):\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Second), r.cfg.plannedLoad())
 	p("```sh\nexport GOTOOLCHAIN=go1.27.3\ngo run ./cmd/authgate-bench -out deploy/bench/RESULTS.md\n```\n\n")
-	p("A is authgate (the real binary), B is a bare `httputil.ReverseProxy` with the same transport settings, each its own process, both in front of the same fixed-body upstream. Ratios are A / B of the medians. See [How to read this](#how-to-read-this).\n\n")
+	p("Targets, each its own process in front of the same fixed-body upstream and signing in at the same IdP: **authgate** (the real binary, built as the container image builds it), **bare-pooled** (`httputil.ReverseProxy` with authgate's transport and a BufferPool: the reference every ratio divides by), **bare** (the same without a BufferPool), and the peers **oauth2-proxy** and **mod_auth_openidc** (Apache httpd), when installed. See [How to read this](#how-to-read-this).\n\n")
 
 	r.renderTargets(w)
 	r.renderSummary(w)
@@ -127,11 +136,6 @@ func (r *report) render(w io.Writer) {
 	p("| upstream transport (A and B) | %s |\n", transportSettings)
 	if len(r.cfg.authgateEnv) > 0 {
 		p("| authgate settings beyond the defaults | `%s` |\n", strings.Join(r.cfg.authgateEnv, "`, `"))
-	}
-	if r.cfg.barePool {
-		p("| bare proxy | with a ReverseProxy.BufferPool (-bare-buffer-pool) |\n")
-	} else {
-		p("| bare proxy | plain: a new 32 KiB copy buffer per response, as httputil.ReverseProxy does without a BufferPool |\n")
 	}
 	for _, inst := range r.instances {
 		p("| authgate-%s | %s |\n", inst.name, mdEscape(inst.about))
@@ -152,7 +156,7 @@ func (r *report) renderTargets(w io.Writer) {
 	ratioRow := func(caseName, label string, want float64) {
 		c := r.find(caseName)
 		a, okA := summaryOf(c, targetAuthgate)
-		b, okB := summaryOf(c, targetBare)
+		b, okB := summaryOf(c, reference)
 		switch {
 		case c == nil:
 			p("| %s | not run (-cases) | not measured |\n", label)
@@ -166,20 +170,21 @@ func (r *report) renderTargets(w io.Writer) {
 				label, q, num(a.rate), num(b.rate), ratio(b.cpu, a.cpu), a.cpu, b.cpu, verdict(q >= want))
 		}
 	}
-	ratioRow(caseCookie, fmt.Sprintf("authenticated req/s, cookie store ≥ %.2f × bare", targetCookieRatio), targetCookieRatio)
-	ratioRow(caseRedis, fmt.Sprintf("authenticated req/s, Redis store ≥ %.2f × bare", targetRedisRatio), targetRedisRatio)
+	ratioRow(caseCookie, fmt.Sprintf("authenticated req/s, cookie store ≥ %.2f × pooled bare", targetCookieRatio), targetCookieRatio)
+	ratioRow(caseRedis, fmt.Sprintf("authenticated req/s, Redis store ≥ %.2f × pooled bare", targetRedisRatio), targetRedisRatio)
 
-	label := fmt.Sprintf("added p50 latency at one connection ≤ %d µs", targetAddedP50/time.Microsecond)
+	label := fmt.Sprintf("added p50 latency at one connection over pooled bare ≤ %d µs", targetAddedP50/time.Microsecond)
 	if c := r.find(caseOneConn); c == nil || c.skipped != "" {
 		p("| %s | %s | not measured |\n", label, skippedText(c))
 	} else if a, okA := c.summary(targetAuthgate); !okA {
 		p("| %s | no successful run | not measured |\n", label)
-	} else if b, okB := c.summary(targetBare); !okB {
+	} else if b, okB := c.summary(reference); !okB {
 		p("| %s | no successful run | not measured |\n", label)
 	} else {
+		diffs := pairedP50Diffs(c.runs)
 		added := a.p50 - b.p50
 		p("| %s | %+.0f µs (p50 %.0f vs %.0f µs; p99 %.0f vs %.0f µs; median of the %d paired differences %+.0f µs) | %s |\n",
-			label, added, a.p50, b.p50, a.p99, b.p99, len(pairedP50Diffs(c.runs)), median(pairedP50Diffs(c.runs)), verdict(added <= micros(targetAddedP50)))
+			label, added, a.p50, b.p50, a.p99, b.p99, len(diffs), median(diffs), verdict(added <= micros(targetAddedP50)))
 	}
 
 	if allocs, bareAllocs, ok := microAllocs(r.micro); ok {
@@ -189,12 +194,18 @@ func (r *report) renderTargets(w io.Writer) {
 	}
 
 	var peaks []string
-	peak := 0.0
+	peak, floor := 0.0, 0.0
 	for _, c := range r.cases {
 		casePeak := 0.0
 		for _, run := range c.runs {
-			if run.target == targetAuthgate && run.err == "" {
+			if run.err != "" {
+				continue
+			}
+			switch run.target {
+			case targetAuthgate:
 				casePeak = max(casePeak, mib(run.peakRSSKiB))
+			case targetBarePooled, targetBare:
+				floor = max(floor, mib(run.peakRSSKiB))
 			}
 		}
 		if casePeak > 0 {
@@ -203,22 +214,28 @@ func (r *report) renderTargets(w io.Writer) {
 		}
 	}
 	if len(peaks) > 0 {
-		p("| peak RSS under load ≤ %.0f MiB | largest %.1f MiB; per case (MiB): %s | %s |\n", targetPeakRSSMiB, peak, strings.Join(peaks, ", "), verdict(peak <= targetPeakRSSMiB))
+		p("| peak RSS under load ≤ %.0f MiB, every case | largest %.1f MiB; per case (MiB): %s; the bare proxies' largest (the floor): %.1f | %s |\n",
+			targetPeakRSSMiB, peak, strings.Join(peaks, ", "), floor, verdict(peak <= targetPeakRSSMiB))
 	}
 	var idle []string
+	idleMax, idleFloor := 0.0, 0.0
 	for _, i := range r.idle {
-		if strings.HasPrefix(i.name, "authgate") {
+		switch {
+		case strings.HasPrefix(i.name, "authgate"):
 			idle = append(idle, fmt.Sprintf("%s %.1f MiB after start, %.1f after one login", i.name, mib(i.afterStartKiB), mib(i.afterLoginKiB)))
+			idleMax = max(idleMax, mib(i.afterStartKiB))
+		case strings.HasPrefix(i.name, "bare-proxy"):
+			idleFloor = max(idleFloor, mib(i.afterStartKiB))
 		}
 	}
 	if len(idle) > 0 {
-		p("| idle RSS | %s | reported |\n", strings.Join(idle, "; "))
+		p("| idle RSS ≤ %.0f MiB | %s; the bare proxies (the floor): %.1f MiB | %s |\n", targetIdleRSSMiB, strings.Join(idle, "; "), idleFloor, verdict(idleMax <= targetIdleRSSMiB))
 	}
 
 	if c := r.find(caseCookie); c != nil {
 		if a, ok := c.summary(targetAuthgate); ok {
-			b, _ := c.summary(targetBare)
-			p("| upstream connections reused | %.5f new upstream connections per request (bare: %.5f) | %s |\n", a.conn, b.conn, verdict(a.conn <= targetReusedConnsOp))
+			b, _ := c.summary(reference)
+			p("| upstream connections reused | %.5f new upstream connections per request (pooled bare: %.5f) | %s |\n", a.conn, b.conn, verdict(a.conn <= targetReusedConnsOp))
 		}
 	}
 
@@ -247,7 +264,7 @@ func pairedP50Diffs(runs []runResult) []float64 {
 	}
 	var diffs []float64
 	for _, r := range runs {
-		if ar, ok := a[r.run]; ok && r.target == targetBare && r.err == "" {
+		if ar, ok := a[r.run]; ok && r.target == reference && r.err == "" {
 			diffs = append(diffs, micros(ar.p50)-micros(r.p50))
 		}
 	}
@@ -277,35 +294,45 @@ func verdict(ok bool) string {
 
 func (r *report) renderSummary(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("## Summary\n\nMedians of %d runs per target. Rates are operations per second (requests, or logins for the login case).\n\n", r.cfg.runs)
-	p("| case | A ops/s | B ops/s | A/B | p50 µs A / B | p99 µs A / B | CPU µs/op A / B | ops per CPU-s A/B | peak RSS MiB A / B | new upstream conns/op A / B | IdP calls/op (A) |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	p("## Side by side\n\nMedians of %d runs per target. Rates are operations per second (requests, or logins for the login case); \"× ref\" divides by the pooled bare proxy's rate in the same case, and \"ops per CPU-s × ref\" does the same with CPU time per operation (the better estimate on a busy machine).\n\n", r.cfg.runs)
+	p("| case | target | ops/s | × ref | p50 µs | p99 µs | CPU µs/op | ops per CPU-s × ref | peak RSS MiB | new upstream conns/op | errors | IdP calls/op |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, c := range r.cases {
 		if c.skipped != "" {
-			p("| %s | %s | | | | | | | | | |\n", c.name, mdEscape(c.skipped))
+			p("| %s | %s | | | | | | | | | | |\n", c.name, mdEscape(c.skipped))
 			continue
 		}
-		a, okA := c.summary(targetAuthgate)
-		b, okB := c.summary(targetBare)
-		if !okA {
-			p("| %s | no successful authgate run | | | | | | | | | |\n", c.name)
-			continue
+		ref, okRef := c.summary(reference)
+		for _, name := range targetOrder {
+			if note := c.notes[name]; note != "" {
+				p("| %s | %s | left out: %s | | | | | | | | | |\n", c.name, name, mdEscape(note))
+				continue
+			}
+			if !slices.Contains(c.targets, name) {
+				continue
+			}
+			a, ok := c.summary(name)
+			if !ok {
+				p("| %s | %s | no successful run | | | | | | | | | |\n", c.name, name)
+				continue
+			}
+			q, eff := "–", "–"
+			if okRef {
+				q, eff = fmt.Sprintf("%.2f", ratio(a.rate, ref.rate)), fmt.Sprintf("%.2f", ratio(ref.cpu, a.cpu))
+			}
+			cpu := fmt.Sprintf("%.1f", a.cpu)
+			if !math.IsNaN(a.auxCPU) {
+				cpu += fmt.Sprintf(" (+%.1f redis-server)", a.auxCPU)
+			}
+			errs := a.errors
+			if c.name == caseAPI && !isBareName(name) {
+				errs = a.socketErrors // every answer is the expected 401
+			}
+			p("| %s | %s | %s | %s | %.0f | %.0f | %s | %s | %.1f | %.4f | %d | %s |\n",
+				c.name, name, num(a.rate), q, a.p50, a.p99, cpu, eff, a.rss, a.conn, errs, idpText(a.idpPerOp))
 		}
-		bRate, q, bP50, bP99, bCPU, bRSS, bConn, eff := "–", "–", "–", "–", "–", "–", "–", "–"
-		if okB {
-			bRate, q = num(b.rate), fmt.Sprintf("%.2f", ratio(a.rate, b.rate))
-			eff = fmt.Sprintf("%.2f", ratio(b.cpu, a.cpu))
-			bP50, bP99, bCPU = fmt.Sprintf("%.0f", b.p50), fmt.Sprintf("%.0f", b.p99), fmt.Sprintf("%.1f", b.cpu)
-			bRSS, bConn = fmt.Sprintf("%.1f", b.rss), fmt.Sprintf("%.4f", b.conn)
-		}
-		cpu := fmt.Sprintf("%.1f", a.cpu)
-		if !math.IsNaN(a.auxCPU) {
-			cpu += fmt.Sprintf(" (+%.1f redis-server)", a.auxCPU)
-		}
-		p("| %s | %s | %s | %s | %.0f / %s | %.0f / %s | %s / %s | %s | %.1f / %s | %.4f / %s | %s |\n",
-			c.name, num(a.rate), bRate, q, a.p50, bP50, a.p99, bP99, cpu, bCPU, eff, a.rss, bRSS, a.conn, bConn, idpText(a.idpPerOp))
 	}
-	p("\nCases:\n\n")
+	p("\nErrors are responses with status ≥ 400 other than the expected 401 of the api case, socket errors, or failed operations of a Go loop, summed over the runs.\n\nCases:\n\n")
 	for _, c := range r.cases {
 		load := c.load
 		if load == "" {
@@ -319,6 +346,8 @@ func (r *report) renderSummary(w io.Writer) {
 	}
 	p("\n")
 }
+
+func isBareName(name string) bool { return name == targetBare || name == targetBarePooled }
 
 // idpText lists the IdP calls per operation that are not zero.
 func idpText(perOp map[string]float64) string {

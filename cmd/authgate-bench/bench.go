@@ -145,6 +145,9 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return err
 	}
 	b.rep.idle = b.idleRSS()
+	if b.cfg.soak > 0 {
+		return b.soak(ctx)
+	}
 
 	for _, c := range b.cases() {
 		if ctx.Err() != nil {
@@ -346,8 +349,10 @@ func (b *bench) startAuthgates(ctx context.Context) error {
 		refreshRedirects = append(refreshRedirects, spec.redirect)
 	}
 	var err error
-	if b.idp, err = startIdP(clientSecret, redirects, benchTokenLifetime); err != nil {
-		return err
+	if len(redirects) > 0 {
+		if b.idp, err = startIdP(clientSecret, redirects, benchTokenLifetime); err != nil {
+			return err
+		}
 	}
 	if len(refreshRedirects) > 0 {
 		if b.refreshIdP, err = startIdP(clientSecret, refreshRedirects, refreshTokenLifetime); err != nil {

@@ -215,6 +215,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if len(c.cases) == 0 && len(problems) == 0 {
 		problems = append(problems, errors.New("-cases: none selected"))
 	}
+	if c.soak > 0 {
+		// The soak needs authgate-refresh (its setup) and no peer.
+		c.cases, c.peers = []string{caseRefresh}, nil
+	}
 	if seen[caseRefreshGrace] && c.duration+c.warmup > maxGraceRun {
 		problems = append(problems, fmt.Errorf("-duration plus -warmup must be at most %s with case %s (the 10s refresh grace window)", maxGraceRun, caseRefreshGrace))
 	}

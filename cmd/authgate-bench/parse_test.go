@@ -377,3 +377,39 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestDrift(t *testing.T) {
+	at := make([]time.Duration, 20)
+	for i := range at {
+		at[i] = time.Duration(i) * 10 * time.Second
+	}
+	flat, climbing, sawtooth := make([]float64, 20), make([]float64, 20), make([]float64, 20)
+	for i := range flat {
+		flat[i] = 100
+		climbing[i] = 100 + float64(i) // +9 over the second half (10..19), mean 114.5
+		sawtooth[i] = 100 + float64(i%2)*10
+	}
+	if d := drift(at, flat); d != 0 {
+		t.Errorf("drift(flat) = %v, want 0", d)
+	}
+	if d, want := drift(at, climbing), 9/114.5; math.Abs(d-want) > 1e-9 {
+		t.Errorf("drift(climbing) = %v, want %v", d, want)
+	}
+	if d := drift(at, sawtooth); math.Abs(d) > 0.03 { // ±5% around the mean: well under the 5% limit
+		t.Errorf("drift(sawtooth) = %v, want about 0: a GC sawtooth is not drift", d)
+	}
+	if d := drift(at[:3], flat[:3]); !math.IsNaN(d) {
+		t.Errorf("drift of 3 samples = %v, want NaN", d)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := "# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 42\ngo_memstats_heap_inuse_bytes 1.2582912e+07\nauthgate_requests_total{code=\"200\"} 5\n"
+	m, err := parseMetrics(strings.NewReader(text), "go_goroutines", "go_memstats_heap_inuse_bytes")
+	if err != nil || m["go_goroutines"] != 42 || m["go_memstats_heap_inuse_bytes"] != 12582912 {
+		t.Errorf("parseMetrics = %v, %v; want 42 goroutines and 12 MiB", m, err)
+	}
+	if _, err := parseMetrics(strings.NewReader(text), "process_resident_memory_bytes"); err == nil {
+		t.Error("parseMetrics found a missing metric")
+	}
+}

@@ -76,9 +76,29 @@ type fixedBody struct {
 
 func (f *fixedBody) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.requests.Add(1)
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		echoUpgrade(w)
+		return
+	}
 	h := w.Header()
 	h["Content-Type"] = []string{"text/plain"}
 	w.Write(f.body)
+}
+
+// echoUpgrade answers a WebSocket upgrade (the soak's) with 101 and then
+// echoes every byte back until the client closes: the proxy in between
+// sees a real upgraded connection, and framing does not matter to it.
+func echoUpgrade(w http.ResponseWriter) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	if brw.Flush() != nil {
+		return
+	}
+	io.Copy(conn, brw)
 }
 
 func (f *fixedBody) connState(_ net.Conn, s http.ConnState) {

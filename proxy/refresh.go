@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,6 +77,9 @@ func (f *refresher) refresh(ctx context.Context, s *session.Session, work func(c
 		}
 	}
 	c := &refreshCall{done: make(chan struct{})}
+	// s.ID points into the whole decoded cookie; a copy lets that go while
+	// the call is remembered.
+	key.session = strings.Clone(key.session)
 	f.calls[key] = c
 	f.mu.Unlock()
 

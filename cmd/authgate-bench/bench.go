@@ -70,6 +70,7 @@ type instance struct {
 	cookie           string // Cookie header of a session logged in at start
 	idleRSSKiB       int64
 	idleAfterLogin   int64
+	idleSplit        procSample // at start: RssAnon and RssFile
 	needsRedisServer bool
 	idp              *benchIdP // the IdP it signs in with
 }
@@ -144,7 +145,23 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := b.startPeers(ctx); err != nil {
 		return err
 	}
+	for _, t := range []*target{b.barePooled, b.bare, b.peers[targetOAuth2], b.peers[targetApache]} {
+		if t != nil {
+			b.rep.targets = append(b.rep.targets, keyValue{t.name, t.about})
+		}
+	}
+	for _, name := range []string{targetOAuth2, targetApache} {
+		if why := b.peerMissing[name]; why != "" {
+			b.rep.targets = append(b.rep.targets, keyValue{name, "skipped: " + why})
+		}
+	}
 	b.rep.idle = b.idleRSS()
+	b.rep.binaries = []binaryInfo{
+		inspectBinary(ctx, "authgate (-tags "+b.cfg.buildTags+", static, -trimpath)", b.authgate, "version"),
+		inspectBinary(ctx, "bare proxy (./cmd/authgate-bench/bareproxy, static, -trimpath)", b.bareProxy, "-h"),
+	}
+	b.rep.soak = readFileString(filepath.Join(b.repo, "deploy", "bench", "SOAK.md"))
+	b.rep.notes = readFileString(filepath.Join(b.repo, "deploy", "bench", "NOTES.md"))
 	if b.cfg.soak > 0 {
 		return b.soak(ctx)
 	}
@@ -380,6 +397,7 @@ func (b *bench) startAuthgates(ctx context.Context) error {
 	for _, inst := range b.instanceList() {
 		if s, err := readProc(inst.child.pid()); err == nil {
 			inst.idleRSSKiB = s.rssKiB
+			inst.idleSplit = s
 		}
 		br, err := newBrowser(b.transport, inst.idp.issuer)
 		if err != nil {
@@ -510,7 +528,8 @@ func (b *bench) stopAll() {
 func (b *bench) idleRSS() []idleRSS {
 	var list []idleRSS
 	for _, inst := range b.instanceList() {
-		list = append(list, idleRSS{name: "authgate-" + inst.name, afterStartKiB: inst.idleRSSKiB, afterLoginKiB: inst.idleAfterLogin})
+		list = append(list, idleRSS{name: "authgate-" + inst.name, afterStartKiB: inst.idleRSSKiB, afterLoginKiB: inst.idleAfterLogin,
+			anonKiB: inst.idleSplit.anonKiB, fileKiB: inst.idleSplit.fileKiB})
 	}
 	var procs []*child
 	for _, t := range []*target{b.bare, b.barePooled, b.peers[targetOAuth2], b.peers[targetApache]} {
@@ -523,9 +542,10 @@ func (b *bench) idleRSS() []idleRSS {
 			continue
 		}
 		if c.idleStartKiB > 0 {
-			list = append(list, idleRSS{name: c.name, afterStartKiB: c.idleStartKiB, afterLoginKiB: c.idleAfterLoginKiB})
+			list = append(list, idleRSS{name: c.name, afterStartKiB: c.idleStartKiB, afterLoginKiB: c.idleAfterLoginKiB,
+				anonKiB: c.idleSplit.anonKiB, fileKiB: c.idleSplit.fileKiB})
 		} else if s, err := readTree(c.pid()); err == nil {
-			list = append(list, idleRSS{name: c.name, afterStartKiB: s.rssKiB})
+			list = append(list, idleRSS{name: c.name, afterStartKiB: s.rssKiB, anonKiB: s.anonKiB, fileKiB: s.fileKiB})
 		}
 	}
 	return list

@@ -135,10 +135,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime of the micro-benchmarks")
 	fs.StringVar(&c.logLevel, "log-level", "info", "AUTHGATE_LOG_LEVEL of the authgate processes (their logs go to files)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory with the process logs")
-	fs.Func("authgate-env", "extra KEY=VALUE for every authgate process (repeatable): AUTHGATE_* or GOMEMLIMIT/GOGC, e.g. AUTHGATE_REDIS_CACHE_TTL=1s", func(v string) error {
+	fs.Func("authgate-env", "extra KEY=VALUE for every authgate process (repeatable): AUTHGATE_* or GOMEMLIMIT/GOGC/GODEBUG, e.g. AUTHGATE_REDIS_CACHE_TTL=1s", func(v string) error {
 		name, _, ok := strings.Cut(v, "=")
-		if !ok || !(strings.HasPrefix(name, "AUTHGATE_") || name == "GOMEMLIMIT" || name == "GOGC") {
-			return fmt.Errorf("%q is not AUTHGATE_NAME=value, GOMEMLIMIT=value or GOGC=value", v)
+		if !ok || !(strings.HasPrefix(name, "AUTHGATE_") || name == "GOMEMLIMIT" || name == "GOGC" || name == "GODEBUG") {
+			return fmt.Errorf("%q is not AUTHGATE_NAME=value, GOMEMLIMIT=value, GOGC=value or GODEBUG=value", v)
 		}
 		c.authgateEnv = append(c.authgateEnv, v)
 		return nil

@@ -413,3 +413,14 @@ func TestParseMetrics(t *testing.T) {
 		t.Error("parseMetrics found a missing metric")
 	}
 }
+
+func TestParseInitTrace(t *testing.T) {
+	out := "init internal/bytealg @0.003 ms, 0.003 ms clock, 0 bytes, 0 allocs\n" +
+		"init github.com/prometheus/procfs @3.1 ms, 0.50 ms clock, 96432 bytes, 886 allocs\n" +
+		"authgate dev\n" +
+		"init unicode @1.0 ms, 0.13 ms clock, 11400 bytes, 16 allocs\n"
+	got := parseInitTrace(out)
+	if len(got) != 3 || got[1].pkg != "github.com/prometheus/procfs" || got[1].bytes != 96432 || got[1].allocs != 886 || got[2].bytes != 11400 {
+		t.Errorf("parseInitTrace = %+v", got)
+	}
+}

@@ -360,7 +360,9 @@ func (b *bench) startPeer(ctx context.Context, pp *plannedPeer, idp *benchIdP) (
 		}
 		t.proc = c
 		ready = s.base() + "/ping"
-		t.about = "oauth2-proxy " + peerVersion(ctx, pp.path, "--version") + ": `" + redactArgs(oauth2ProxyArgs(s)) + "`"
+		t.about = "oauth2-proxy (" + pp.path + ", `--version`: " + peerVersion(ctx, pp.path, "--version") +
+			"; the issue's build is `go install github.com/oauth2-proxy/oauth2-proxy/v7@" + oauth2ProxyVersion + "`, which reports its version as undefined): `" +
+			redactArgs(oauth2ProxyArgs(s)) + "`"
 	case targetApache:
 		user := ""
 		if os.Geteuid() == 0 {
@@ -391,7 +393,7 @@ func (b *bench) startPeer(ctx context.Context, pp *plannedPeer, idp *benchIdP) (
 		return nil, fmt.Errorf("start %s: %w (log in %s)", procName, err, s.dir)
 	}
 	if st, err := readTree(t.proc.pid()); err == nil {
-		t.proc.idleStartKiB = st.rssKiB
+		t.proc.idleStartKiB, t.proc.idleSplit = st.rssKiB, st
 	}
 	br, err := newBrowser(b.transport, idp.issuer)
 	if err != nil {

@@ -27,6 +27,7 @@ type child struct {
 	// idleStartKiB is its RSS once it answered, before that login; 0 when
 	// not measured (then the idle row reads it when it is printed).
 	idleStartKiB int64
+	idleSplit    procSample
 }
 
 // pid returns the child's process id.

@@ -17,6 +17,9 @@ type procSample struct {
 	// rssKiB is the resident set now (VmRSS); hwmKiB its peak (VmHWM) since
 	// the process started or since resetPeakRSS.
 	rssKiB, hwmKiB int64
+	// anonKiB and fileKiB split the resident set (RssAnon, RssFile): heap
+	// and stacks, and the mapped pages of the executable and libraries.
+	anonKiB, fileKiB int64
 }
 
 // readProc samples /proc/<pid>/stat and /proc/<pid>/status.
@@ -39,6 +42,9 @@ func readProc(pid int) (procSample, error) {
 	if s.hwmKiB, err = parseStatusKiB(status, "VmHWM"); err != nil {
 		return procSample{}, err
 	}
+	// Linux 4.5+; left at 0 where missing.
+	s.anonKiB, _ = parseStatusKiB(status, "RssAnon")
+	s.fileKiB, _ = parseStatusKiB(status, "RssFile")
 	return s, nil
 }
 
@@ -183,6 +189,8 @@ func readTree(pid int) (procSample, error) {
 			s.cpuTicks += cs.cpuTicks
 			s.rssKiB += cs.rssKiB
 			s.hwmKiB += cs.hwmKiB
+			s.anonKiB += cs.anonKiB
+			s.fileKiB += cs.fileKiB
 		}
 	}
 	return s, nil

@@ -30,9 +30,10 @@ var targetOrder = []string{targetAuthgate, targetBarePooled, targetBare, targetO
 type keyValue struct{ key, value string }
 
 type idleRSS struct {
-	name          string
-	afterStartKiB int64
-	afterLoginKiB int64 // 0 when not measured
+	name             string
+	afterStartKiB    int64
+	afterLoginKiB    int64 // 0 when not measured
+	anonKiB, fileKiB int64 // split of afterStartKiB; 0 when unknown
 }
 
 // report is everything the Markdown shows.
@@ -46,6 +47,9 @@ type report struct {
 	cases              []*caseResult
 	idpTotals          map[string]map[string]int64 // IdP name → request → count
 	micro, microErr    string
+	binaries           []binaryInfo
+	targets            []keyValue // how each target other than authgate is configured
+	soak, notes        string     // deploy/bench/SOAK.md and NOTES.md, included when present
 }
 
 // targetSummary holds the medians of one target's runs in a case.
@@ -140,10 +144,15 @@ func (r *report) render(w io.Writer) {
 	for _, inst := range r.instances {
 		p("| authgate-%s | %s |\n", inst.name, mdEscape(inst.about))
 	}
+	for _, t := range r.targets {
+		p("| %s | %s |\n", t.key, mdEscape(t.value))
+	}
 	p("\n")
 
-	r.renderRuns(w)
 	r.renderIdle(w)
+	r.renderIncluded(w, "Soak", r.soak, "`go run ./cmd/authgate-bench -soak 10m -out deploy/bench/SOAK.md` has not been run on this tree.")
+	r.renderIncluded(w, "Analysis", r.notes, "")
+	r.renderRuns(w)
 	r.renderIdP(w)
 	r.renderMicro(w)
 	r.renderMethod(w)
@@ -404,16 +413,51 @@ func idpCounts(m map[string]int64) string {
 
 func (r *report) renderIdle(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("## Idle RSS\n\nVmRSS before any load: authgate right after `/readyz` and again after one login.\n\n| process | after start MiB | after one login MiB |\n|---|---:|---:|\n")
+	p("## Idle memory\n\nVmRSS before any load: right after the process answers, and again after one login (proxies that sign in). ")
+	p("The resident set splits into anonymous memory (heap, stacks, runtime) and file pages (the mapped executable: the code and read-only data the process has touched, plus the pages the kernel maps around each fault).\n\n")
+	p("| process | after start MiB | of which anonymous | of which file | after one login MiB |\n|---|---:|---:|---:|---:|\n")
 	for _, i := range r.idle {
 		after := "–"
 		if i.afterLoginKiB > 0 {
 			after = fmt.Sprintf("%.1f", mib(i.afterLoginKiB))
 		}
-		p("| %s | %.1f | %s |\n", i.name, mib(i.afterStartKiB), after)
+		p("| %s | %.1f | %.1f | %.1f | %s |\n", i.name, mib(i.afterStartKiB), mib(i.anonKiB), mib(i.fileKiB), after)
 	}
 	p("\n")
+	if len(r.binaries) > 0 {
+		p("| binary | size MB | package inits: heap allocated | allocations | largest |\n|---|---:|---:|---:|---|\n")
+		for _, b := range r.binaries {
+			p("| %s | %.1f | %s | %d | %s |\n", mdEscape(b.name), float64(b.size)/1e6, kib(b.initBytes), b.initAllocs, mdEscape(b.topInits))
+		}
+		p("\nPackage inits from `GODEBUG=inittrace=1 <binary> version` (the bare proxy: `-h`).\n\n")
+	}
 }
+
+// renderIncluded writes a Markdown file kept beside the results (the soak's
+// report, the hand-written analysis) as a section, its own headings moved
+// one level down.
+func (r *report) renderIncluded(w io.Writer, title, md, missing string) {
+	if strings.TrimSpace(md) == "" {
+		if missing != "" {
+			fmt.Fprintf(w, "## %s\n\n%s\n\n", title, missing)
+		}
+		return
+	}
+	fmt.Fprintf(w, "## %s\n\n", title)
+	// The file's own title: the section's heading replaces it.
+	if strings.HasPrefix(md, "# ") {
+		_, md, _ = strings.Cut(md, "\n")
+	}
+	for line := range strings.SplitSeq(strings.Trim(md, "\n"), "\n") {
+		if strings.HasPrefix(line, "#") {
+			line = "#" + line
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w)
+}
+
+func kib(bytes int64) string { return fmt.Sprintf("%.0f KiB", float64(bytes)/1024) }
 
 func (r *report) renderIdP(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
@@ -446,19 +490,30 @@ func (r *report) renderMethod(w io.Writer) {
 	fmt.Fprint(w, strings.ReplaceAll(`## How to read this
 
 - **Everything shares one machine**: wrk, the Go clients of the login and refresh cases, the demo IdP
-  (inside the benchmark process), the upstream, the bare proxy and authgate. The runs alternate A B A B
-  so that background load (see the load averages) hits both sides alike; medians damp what is left.
+  (inside the benchmark process), the upstream, the bare proxies, the peers and authgate. The runs
+  alternate between the targets (authgate, bare-pooled, bare, oauth2-proxy, mod_auth_openidc, then again)
+  so that background load (see the load averages) hits every target alike; medians damp what is left.
 - **Throughput needs a quiet machine; CPU per operation does not.** When other work takes the CPUs
-  (see the load averages, taken at the start of each case), requests per second fall for both sides and
-  swing between runs, while CPU µs per operation of each process stays put: "ops per CPU-s A/B" (B's CPU
-  per op over A's) is then the better estimate of the ratio a quiet machine would show.
+  (see the load averages, taken at the start of each case), requests per second fall for every target and
+  swing between runs, while CPU µs per operation of each process stays put: "ops per CPU-s × ref" (the
+  pooled bare proxy's CPU per op over the target's) is then the better estimate of the ratio a quiet
+  machine would show.
 - **CPU µs/op** is the process's utime + stime from `+"`/proc/<pid>/stat`"+` over the run, divided by the
-  operations the load generator completed. The clock tick is 10 ms, so a 5 s run is exact to well under 1 %.
+  operations the load generator completed; for Apache, summed over its processes (and the workers it
+  retired during the run). The clock tick is 10 ms, so a 5 s run is exact to well under 1 %.
   For the Redis case the redis-server's own CPU is shown in parentheses.
+- **The peers** run as their documentation recommends for this job (the command line and configuration
+  are generated by `+"`oauth2ProxyArgs`"+` and `+"`apacheConfig`"+` in cmd/authgate-bench/peers.go, and the
+  Machine and settings table shows them): a cookie session, the access token forwarded to the upstream
+  (oauth2-proxy: X-Forwarded-Access-Token with --pass-access-token; mod_auth_openidc: Authorization:
+  Bearer from OIDC_access_token with OIDCPassClaimsAs environment), PKCE, no request log. For the refresh
+  case each runs a second instance against the 2 s-token IdP (oauth2-proxy --cookie-refresh=1s;
+  OIDCRefreshAccessTokenBeforeExpiry 1). Apache's peak RSS is the sum of its processes' peaks (parent and
+  mpm_event workers), an upper bound of their joint peak.
 - **New upstream conns/op** counts connections the upstream accepted (`+"`http.Server.ConnState`"+`) during the
   run, per operation: 0 means every request reused a keep-alive connection.
-- **navigation / api**: authgate answers these itself (302 to the IdP with a sealed login-flow cookie;
-  401 with a JSON body), while the bare proxy forwards them; the ratio says how cheaply unauthenticated
+- **navigation / api**: authgate and the peers answer these themselves (302 to the IdP with a login-flow
+  cookie; 401), while the bare proxies forward them; the ratio says how cheaply unauthenticated
   traffic is turned away, not how the proxies compare on the same work.
 - **login**: logins per second of the whole dance through authgate and the IdP, with the IdP's session
   cookie already present (a returning user; the password form is typed once per client beforehand).
@@ -477,12 +532,9 @@ func (r *report) renderMethod(w io.Writer) {
 - **Peak RSS** is per run (VmHWM reset before it), but each authgate process serves several cases in a
   row (authgate-cookie: cookie, navigation, api, one-conn, login; authgate-refresh: refresh-grace, then
   refresh), and memory the Go runtime has not returned to the kernel yet still counts in a later case.
-- **The bare proxy and the upstream** are this program re-executed (`+"`authgate-bench bare-proxy`"+`,
-  `+"`authgate-bench upstream`"+`); the binary links the demo IdP, whose package initialisation adds about
-  1.3 MiB to the bare proxy's RSS that a minimal binary would not have.
-- Reference points from issue 7 on a comparable 2-core machine: bare `+"`httputil.ReverseProxy`"+` about 10k req/s
-  with the default transport and 14k to 18k with MaxIdleConnsPerHost raised; oauth2-proxy v7.15.6 with a
-  cookie session about 6.8k req/s.
+- **The bare proxies** are a binary of their own (`+"`cmd/authgate-bench/bareproxy`"+`, built static and
+  -trimpath like authgate), so their memory is the floor of a Go reverse proxy; the upstream is this
+  program re-executed (`+"`authgate-bench upstream`"+`).
 `, "{{refresh token lifetime}}", refreshTokenLifetime.String()))
 }
 

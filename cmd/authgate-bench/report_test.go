@@ -109,13 +109,18 @@ func TestRenderWholeReport(t *testing.T) {
 		},
 		idpTotals: map[string]map[string]int64{"main IdP (1h tokens)": {idpDiscovery: 1}},
 		micro:     "BenchmarkHandlerAuthenticated-2 100 1000 ns/op 10 B/op 3 allocs/op",
+		soak:      "# authgate soak\n\nsoak text\n\n## Samples\n",
 	}
 	var b strings.Builder
 	r.render(&b)
+	if strings.Contains(b.String(), "# authgate soak") {
+		t.Error("the included soak report kept its own title")
+	}
 	for _, w := range []string{
 		"## Targets", "## Side by side", "## Every run", "## Machine and settings", "## How to read this",
 		"| 1.50 0.70 0.30 |", "| login | 2 | authgate | failed: no operation completed |",
 		"| 3 allocs/op (bare ReverseProxy: ?) | reported |", "`GET /.well-known/openid-configuration` | 1 |",
+		"## Soak\n\nsoak text\n\n### Samples\n",
 	} {
 		if !strings.Contains(b.String(), w) {
 			t.Errorf("report lacks %q", w)

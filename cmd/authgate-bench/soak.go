@@ -137,7 +137,10 @@ func (b *bench) runSoak(ctx context.Context) (*soakReport, error) {
 			s.rssKiB = p.rssKiB
 		}
 		m, err := scrapeMetrics(ctx, "http://"+inst.internal+"/metrics", "go_memstats_heap_inuse_bytes", "go_goroutines")
-		if err != nil && ctx.Err() == nil {
+		if err != nil {
+			if ctx.Err() != nil {
+				return // the soak ended under the scrape: no sample
+			}
 			c.fail(fmt.Errorf("read metrics: %w", err))
 		}
 		s.heapInuse, s.goroutines = m["go_memstats_heap_inuse_bytes"], m["go_goroutines"]

@@ -45,7 +45,6 @@ type bench struct {
 	peers        map[string]*target
 	refreshPeers map[string]*target
 	peerMissing  map[string]string
-	peerVersions []keyValue
 	// peerSpecs and refreshPeerSpecs are the peers planned before the IdPs
 	// start (their redirect URIs must be registered).
 	peerSpecs, refreshPeerSpecs map[string]*plannedPeer

@@ -181,3 +181,22 @@ func TestRunLoopCountsErrors(t *testing.T) {
 		t.Errorf("runLoop ops = %d with %d latencies, want some and one latency each", r.ops, len(r.latencies))
 	}
 }
+
+// TestRunLoopLetsOperationsFinish: an operation under way at the deadline
+// completes and counts; it is not cut off half-way.
+func TestRunLoopLetsOperationsFinish(t *testing.T) {
+	var cancelled bool
+	ops := []func(context.Context) error{func(ctx context.Context) error {
+		select {
+		case <-time.After(30 * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			cancelled = true
+			return ctx.Err()
+		}
+	}}
+	r := runLoop(context.Background(), 10*time.Millisecond, ops)
+	if cancelled || r.ops != 1 || r.errors != 0 {
+		t.Errorf("runLoop = %d ops, %d errors, cancelled %v; want the one operation finished", r.ops, r.errors, cancelled)
+	}
+}

@@ -135,9 +135,9 @@ func (r *report) render(w io.Writer) {
 	}
 	p("| load average (1, 5, 15 min) at start | %s |\n", r.loadStart)
 	p("| load average at end | %s |\n", r.loadEnd)
-	p("| load runs | %s each, %d alternations A B, %s unmeasured warm-up per target and case |\n", r.cfg.duration, r.cfg.runs, r.cfg.warmup)
+	p("| load runs | %s each, %d alternations over the targets, %s unmeasured warm-up per target and case |\n", r.cfg.duration, r.cfg.runs, r.cfg.warmup)
 	p("| wrk | -t%d -c%d keep-alive (one-conn: -t1 -c1); 128-byte upstream body |\n", r.cfg.threads, r.cfg.connections)
-	p("| upstream transport (A and B) | %s |\n", transportSettings)
+	p("| upstream transport (authgate and the bare proxies) | %s |\n", transportSettings)
 	if len(r.cfg.authgateEnv) > 0 {
 		p("| authgate settings beyond the defaults | `%s` |\n", strings.Join(r.cfg.authgateEnv, "`, `"))
 	}

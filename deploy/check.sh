@@ -27,6 +27,7 @@ export PATH
 export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
 helm_version=v3.22.0
 image=localhost/authgate:check
+demo_image=localhost/authgate:check-demo
 go_image=localhost/authgate-go:$go_version
 
 log() { echo "check.sh: $*"; }
@@ -86,7 +87,21 @@ image() {
 		bh rmi "$old" >/dev/null 2>&1 || true
 	fi
 	log "built $image ($version)"
-	deploy/image/smoke.sh "$image" "$version"
+	# The demo image (Dockerfile target demo): the binary with `authgate demo`,
+	# which Compose runs for the IdP and the app.
+	old=$(bh images --quiet --no-trunc "$demo_image" 2>/dev/null || true)
+	bh bud --isolation chroot --pull=never --layers=false --format docker --quiet \
+		--build-arg "GO_IMAGE=$go_image" \
+		--build-arg "GOPROXY=file:///goproxy" \
+		--build-arg "VERSION=$version" \
+		--volume "$(go env GOMODCACHE)/cache/download:/goproxy:ro" \
+		--target demo --tag "$demo_image" . >/dev/null
+	new=$(bh images --quiet --no-trunc "$demo_image")
+	if [[ -n $old && $old != "$new" ]]; then
+		bh rmi "$old" >/dev/null 2>&1 || true
+	fi
+	log "built $demo_image ($version)"
+	deploy/image/smoke.sh "$image" "$version" "$demo_image"
 }
 
 case $step in

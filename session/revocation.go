@@ -1,6 +1,7 @@
 package session
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -99,9 +100,15 @@ func (l *RevocationList) Add(rev Revocation) {
 }
 
 // merge stores e under key, keeping the union with an existing entry.
-// With zeroIsAny, a zero issuedBefore means any time and wins.
+// With zeroIsAny, a zero issuedBefore means any time and wins. A new key is
+// copied: a Session's strings point into the whole decoded cookie (decode
+// does not copy them), so keeping one for the revocation's lifetime would
+// keep about 2 KB per sign-out alive (the soak's slow heap growth, issue 12).
 func merge(m map[string]revEntry, key string, e revEntry, zeroIsAny bool) {
 	old, ok := m[key]
+	if !ok {
+		key = strings.Clone(key)
+	}
 	if ok {
 		if old.until.After(e.until) {
 			e.until = old.until

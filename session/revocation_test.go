@@ -2,9 +2,11 @@ package session
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestRevocationListRevoked(t *testing.T) {
@@ -208,5 +210,30 @@ func BenchmarkRevoked(b *testing.B) {
 		if l.Revoked(s) {
 			b.Fatal("revoked")
 		}
+	}
+}
+
+// TestRevocationListCopiesKeys: a decoded Session's strings share the whole
+// decoded cookie, so a revocation must keep copies of them, not the cookie.
+func TestRevocationListCopiesKeys(t *testing.T) {
+	clk := newClock()
+	l := NewRevocationList(clk.Now)
+	cookie := strings.Repeat("x", 2048) + "sid-1" + "idp-1" + "sub-1"
+	id, idp, sub := cookie[2048:2053], cookie[2053:2058], cookie[2058:]
+	l.Add(Revocation{SessionID: id, IDPSessionID: idp, Subject: sub, Until: clk.Now().Add(time.Minute)})
+	base := uintptr(unsafe.Pointer(unsafe.StringData(cookie)))
+	for name, m := range map[string]map[string]revEntry{"byID": l.byID, "byIDP": l.byIDP, "bySubject": l.bySubject} {
+		if len(m) != 1 {
+			t.Fatalf("%s holds %d entries, want 1", name, len(m))
+		}
+		for k := range m {
+			p := uintptr(unsafe.Pointer(unsafe.StringData(k)))
+			if p >= base && p < base+uintptr(len(cookie)) {
+				t.Errorf("%s key %q points into the caller's string, keeping all %d bytes alive", name, k, len(cookie))
+			}
+		}
+	}
+	if !l.Revoked(&Session{ID: "sid-1", IssuedAt: clk.Now().Add(-time.Second)}) {
+		t.Error("the copied key does not match")
 	}
 }

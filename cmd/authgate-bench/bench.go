@@ -36,9 +36,20 @@ type bench struct {
 	upstream      *child
 	upstreamURL   string
 	upstreamStats string
-	bare          *target
+	bareProxy     string  // the bare proxy binary (./cmd/authgate-bench/bareproxy)
+	bare          *target // plain: a new copy buffer per response
+	barePooled    *target // with a BufferPool: the reference
 	instances     map[string]*instance
-	redis         *child
+	// peers by target name, and their variants for the refresh case (an
+	// IdP with 2s tokens); peerMissing says why a peer cannot run.
+	peers        map[string]*target
+	refreshPeers map[string]*target
+	peerMissing  map[string]string
+	// peerSpecs and refreshPeerSpecs are the peers planned before the IdPs
+	// start (their redirect URIs must be registered).
+	peerSpecs, refreshPeerSpecs map[string]*plannedPeer
+	clientSecret                string
+	redis                       *child
 	// redisMissing, when set, says why the Redis case cannot run.
 	redisMissing string
 
@@ -58,6 +69,7 @@ type instance struct {
 	cookie           string // Cookie header of a session logged in at start
 	idleRSSKiB       int64
 	idleAfterLogin   int64
+	idleSplit        procSample // at start: RssAnon and RssFile
 	needsRedisServer bool
 	idp              *benchIdP // the IdP it signs in with
 }
@@ -66,11 +78,14 @@ func (i *instance) base() string { return "http://" + i.addr }
 
 // target is one side of an A/B comparison.
 type target struct {
-	name string // "authgate" or "bare"
+	name string // targetAuthgate, targetBare, targetBarePooled, targetOAuth2, targetApache
 	base string
-	proc *child
+	proc *child    // measured with its descendants (Apache's workers)
 	aux  *child    // another process whose CPU is part of this target's cost (redis-server)
 	idp  *benchIdP // the IdP whose calls the runs count; nil for none
+	// cookie is the Cookie header of a session logged in at start (peers).
+	cookie string
+	about  string // how it is configured, for the report
 }
 
 const (
@@ -115,6 +130,10 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := b.buildAuthgate(ctx); err != nil {
 		return err
 	}
+	b.bareProxy = filepath.Join(b.tmp, "bareproxy")
+	if err := b.goBuild(ctx, b.repo, "./cmd/authgate-bench/bareproxy", b.bareProxy, ""); err != nil {
+		return err
+	}
 	b.rep.machine = machineInfo(ctx, b.repo, b.cfg.rev, b.wrk.path)
 	if err := b.startUpstreamAndBare(); err != nil {
 		return err
@@ -122,7 +141,29 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := b.startAuthgates(ctx); err != nil {
 		return err
 	}
+	if err := b.startPeers(ctx); err != nil {
+		return err
+	}
+	for _, t := range []*target{b.barePooled, b.bare, b.peers[targetOAuth2], b.peers[targetApache]} {
+		if t != nil {
+			b.rep.targets = append(b.rep.targets, keyValue{t.name, t.about})
+		}
+	}
+	for _, name := range []string{targetOAuth2, targetApache} {
+		if why := b.peerMissing[name]; why != "" {
+			b.rep.targets = append(b.rep.targets, keyValue{name, "skipped: " + why})
+		}
+	}
 	b.rep.idle = b.idleRSS()
+	b.rep.binaries = []binaryInfo{
+		inspectBinary(ctx, "authgate (-tags "+b.cfg.buildTags+", static, -trimpath)", b.authgate, "version"),
+		inspectBinary(ctx, "bare proxy (./cmd/authgate-bench/bareproxy, static, -trimpath)", b.bareProxy, "-h"),
+	}
+	b.rep.soak = readFileString(filepath.Join(b.repo, "deploy", "bench", "SOAK.md"))
+	b.rep.notes = readFileString(filepath.Join(b.repo, "deploy", "bench", "NOTES.md"))
+	if b.cfg.soak > 0 {
+		return b.soak(ctx)
+	}
 
 	for _, c := range b.cases() {
 		if ctx.Err() != nil {
@@ -215,11 +256,19 @@ func (b *bench) buildAuthgate(ctx context.Context) error {
 			return fmt.Errorf("export %s: git archive: %w: %s", b.cfg.rev, err, lastLines(archiveErr.String(), 3))
 		}
 	}
-	fmt.Fprintf(b.stderr, "authgate-bench: go build ./cmd/authgate (%s)\n", src)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", b.authgate, "./cmd/authgate")
-	cmd.Dir = src
+	return b.goBuild(ctx, src, "./cmd/authgate", b.authgate, b.cfg.buildTags)
+}
+
+// goBuild builds pkg in dir the way the Dockerfile builds the image's
+// binary: static (CGO_ENABLED=0; a cgo build maps libc, about 1.4 MiB more
+// RSS) and -trimpath, with the given build tags.
+func (b *bench) goBuild(ctx context.Context, dir, pkg, out, tags string) error {
+	fmt.Fprintf(b.stderr, "authgate-bench: go build -tags %q %s (%s)\n", tags, pkg, dir)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", tags, "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build authgate: %w: %s", err, lastLines(string(out), 10))
+		return fmt.Errorf("build %s: %w: %s", pkg, err, lastLines(string(out), 10))
 	}
 	return nil
 }
@@ -238,21 +287,34 @@ func (b *bench) startUpstreamAndBare() error {
 	}
 	b.upstreamURL, b.upstreamStats = "http://"+addrs[0], "http://"+addrs[1]+"/stats"
 
-	args := []string{cmdBareProxy, "-upstream", b.upstreamURL}
-	if b.cfg.barePool {
+	var err2 error
+	if b.bare, err2 = b.startBare("bare-proxy", targetBare, false); err2 != nil {
+		return err2
+	}
+	b.bare.about = "httputil.ReverseProxy, authgate's transport, a new 32 KiB copy buffer per response (ReverseProxy without a BufferPool)"
+	if b.barePooled, err2 = b.startBare("bare-proxy-pooled", targetBarePooled, true); err2 != nil {
+		return err2
+	}
+	b.barePooled.about = "the same with a ReverseProxy.BufferPool of 32 KiB buffers, as authgate has: the reference of the ratios"
+	return nil
+}
+
+// startBare starts one bare proxy in front of the upstream.
+func (b *bench) startBare(name, targetName string, pooled bool) (*target, error) {
+	args := []string{"-upstream", b.upstreamURL}
+	if pooled {
 		args = append(args, "-buffer-pool")
 	}
-	bare, line, err := startChild("bare-proxy", b.self, args, childEnv(), b.tmp, filepath.Join(b.tmp, "bare-proxy.log"), true)
+	c, line, err := startChild(name, b.bareProxy, args, childEnv(), b.tmp, filepath.Join(b.tmp, name+".log"), true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	addrs, err = parseListening(line, 1)
+	addrs, err := parseListening(line, 1)
 	if err != nil {
-		bare.stop()
-		return err
+		c.stop()
+		return nil, err
 	}
-	b.bare = &target{name: targetBare, base: "http://" + addrs[0], proc: bare}
-	return nil
+	return &target{name: targetName, base: "http://" + addrs[0], proc: c}, nil
 }
 
 // startAuthgates starts the IdP, redis-server when needed, and one
@@ -292,9 +354,21 @@ func (b *bench) startAuthgates(ctx context.Context) error {
 		}
 	}
 	clientSecret := randomKey()
-	var err error
-	if b.idp, err = startIdP(clientSecret, redirects, benchTokenLifetime); err != nil {
+	b.clientSecret = clientSecret
+	if err := b.planPeers(); err != nil {
 		return err
+	}
+	for _, spec := range b.peerSpecs {
+		redirects = append(redirects, spec.redirect)
+	}
+	for _, spec := range b.refreshPeerSpecs {
+		refreshRedirects = append(refreshRedirects, spec.redirect)
+	}
+	var err error
+	if len(redirects) > 0 {
+		if b.idp, err = startIdP(clientSecret, redirects, benchTokenLifetime); err != nil {
+			return err
+		}
 	}
 	if len(refreshRedirects) > 0 {
 		if b.refreshIdP, err = startIdP(clientSecret, refreshRedirects, refreshTokenLifetime); err != nil {
@@ -322,12 +396,13 @@ func (b *bench) startAuthgates(ctx context.Context) error {
 	for _, inst := range b.instanceList() {
 		if s, err := readProc(inst.child.pid()); err == nil {
 			inst.idleRSSKiB = s.rssKiB
+			inst.idleSplit = s
 		}
 		br, err := newBrowser(b.transport, inst.idp.issuer)
 		if err != nil {
 			return err
 		}
-		if _, err := br.login(ctx, inst.base()); err != nil {
+		if _, err := br.login(ctx, loginStart(targetAuthgate, inst.base())); err != nil {
 			return fmt.Errorf("log in to authgate-%s: %w", inst.name, err)
 		}
 		if inst.cookie, err = br.sessionCookie(inst.base()); err != nil {
@@ -431,8 +506,15 @@ func (b *bench) stopAll() {
 	if b.redis != nil {
 		b.redis.stop()
 	}
-	if b.bare != nil {
-		b.bare.proc.stop()
+	for _, t := range []*target{b.bare, b.barePooled} {
+		if t != nil {
+			t.proc.stop()
+		}
+	}
+	for _, m := range []map[string]*target{b.peers, b.refreshPeers} {
+		for _, t := range m {
+			t.proc.stop()
+		}
 	}
 	if b.upstream != nil {
 		b.upstream.stop()
@@ -445,14 +527,24 @@ func (b *bench) stopAll() {
 func (b *bench) idleRSS() []idleRSS {
 	var list []idleRSS
 	for _, inst := range b.instanceList() {
-		list = append(list, idleRSS{name: "authgate-" + inst.name, afterStartKiB: inst.idleRSSKiB, afterLoginKiB: inst.idleAfterLogin})
+		list = append(list, idleRSS{name: "authgate-" + inst.name, afterStartKiB: inst.idleRSSKiB, afterLoginKiB: inst.idleAfterLogin,
+			anonKiB: inst.idleSplit.anonKiB, fileKiB: inst.idleSplit.fileKiB})
 	}
-	for _, c := range []*child{b.bare.proc, b.upstream, b.redis} {
+	var procs []*child
+	for _, t := range []*target{b.bare, b.barePooled, b.peers[targetOAuth2], b.peers[targetApache]} {
+		if t != nil {
+			procs = append(procs, t.proc)
+		}
+	}
+	for _, c := range append(procs, b.upstream, b.redis) {
 		if c == nil {
 			continue
 		}
-		if s, err := readProc(c.pid()); err == nil {
-			list = append(list, idleRSS{name: c.name, afterStartKiB: s.rssKiB})
+		if c.idleStartKiB > 0 {
+			list = append(list, idleRSS{name: c.name, afterStartKiB: c.idleStartKiB, afterLoginKiB: c.idleAfterLoginKiB,
+				anonKiB: c.idleSplit.anonKiB, fileKiB: c.idleSplit.fileKiB})
+		} else if s, err := readTree(c.pid()); err == nil {
+			list = append(list, idleRSS{name: c.name, afterStartKiB: s.rssKiB, anonKiB: s.anonKiB, fileKiB: s.fileKiB})
 		}
 	}
 	return list

@@ -60,16 +60,21 @@ func newBrowser(tr http.RoundTripper, issuer string) (*browser, error) {
 	return b, nil
 }
 
-// login signs in to the authgate at base: start → IdP authorize → login
-// page (filled in when the IdP has no session for this browser yet; with
-// one, the IdP signs in at once) → IdP callback → authgate callback, which
+// login signs in at start (see loginStart): → IdP authorize → login page
+// (filled in when the IdP has no session for this browser yet; with one,
+// the IdP signs in at once) → IdP callback → the proxy's callback, which
 // sets the session cookie and redirects to landingPath. It returns whether
 // the password form was used.
-func (b *browser) login(ctx context.Context, base string) (usedForm bool, err error) {
-	if err := requireLoopbackURL(base); err != nil {
+func (b *browser) login(ctx context.Context, start string) (usedForm bool, err error) {
+	if err := requireLoopbackURL(start); err != nil {
 		return false, err
 	}
-	resp, err := b.get(ctx, base+"/oauth2/start?rd="+url.QueryEscape(landingPath))
+	// Sign in as a user without a proxy session (the IdP's session stays):
+	// mod_auth_openidc would otherwise serve the landing page at once.
+	if u, err := url.Parse(start); err == nil {
+		b.forgetSession(u)
+	}
+	resp, err := b.get(ctx, start)
 	if err != nil {
 		return false, fmt.Errorf("start login: %w", err)
 	}
@@ -87,7 +92,7 @@ func (b *browser) login(ctx context.Context, base string) (usedForm bool, err er
 			return usedForm, fmt.Errorf("submit login form: %w", err)
 		}
 	}
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != landingPath {
+	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusFound || loc == nil || loc.Path != landingPath {
 		return usedForm, fmt.Errorf("login ended at %s %s with status %d, want a 302 to %s",
 			resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, landingPath)
 	}
@@ -97,11 +102,26 @@ func (b *browser) login(ctx context.Context, base string) (usedForm bool, err er
 	return usedForm, nil
 }
 
+// forgetSession expires the session cookie and its chunks for u's host.
+// The IdP's cookies share the host (cookies ignore ports) and stay.
+func (b *browser) forgetSession(u *url.URL) {
+	var expired []*http.Cookie
+	for _, c := range b.jar.Cookies(u) {
+		if _, ok := chunkIndex(c.Name, benchCookieName); ok {
+			expired = append(expired, &http.Cookie{Name: c.Name, Path: "/", MaxAge: -1})
+		}
+	}
+	b.jar.SetCookies(u, expired)
+}
+
 func (b *browser) get(ctx context.Context, u string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
+	// A navigation, as a browser sends it: mod_auth_openidc answers 401
+	// instead of starting a login for a request that does not accept HTML.
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
 	return b.do(req)
 }
 
@@ -157,13 +177,19 @@ func sessionCookieHeader(cookies []*http.Cookie, name string) string {
 	return strings.Join(texts, "; ")
 }
 
-// chunkIndex returns 0 for name itself and n for name_n (1 ≤ n ≤ 99).
+// chunkIndex orders the parts of a session cookie called name: name_chunks
+// (mod_auth_openidc's count of chunks) is -2, name itself -1, and name_n is
+// n (0 ≤ n ≤ 99: authgate counts from 1, oauth2-proxy and mod_auth_openidc
+// from 0).
 func chunkIndex(cookie, name string) (int, bool) {
 	if cookie == name {
-		return 0, true
+		return -1, true
 	}
 	rest, ok := strings.CutPrefix(cookie, name+"_")
-	if !ok || len(rest) == 0 || len(rest) > 2 || rest[0] == '0' {
+	if ok && rest == "chunks" {
+		return -2, true
+	}
+	if !ok || len(rest) == 0 || len(rest) > 2 || (rest[0] == '0' && len(rest) > 1) {
 		return 0, false
 	}
 	n := 0

@@ -65,42 +65,52 @@ type caseResult struct {
 	targets                   []string
 	skipped                   string
 	runs                      []runResult
-	loadAvg                   string // /proc/loadavg when the case started
+	loadAvg                   string            // /proc/loadavg when the case started
+	notes                     map[string]string // target → why it was left out
 }
 
 // cases builds the selected cases, in order.
 func (b *bench) cases() []*benchCase {
 	var list []*benchCase
 	jsonAccept := "Accept: application/json"
+	withCookie := func(inst *instance) func(t *target) []string {
+		return func(t *target) []string {
+			c := t.cookie
+			if c == "" {
+				c = inst.cookie // authgate; the bare proxies forward it unread
+			}
+			return []string{"Cookie: " + c, jsonAccept}
+		}
+	}
 	for _, name := range b.cfg.cases {
 		cookie, redis, refresh := b.instances["cookie"], b.instances["redis"], b.instances["refresh"]
 		switch name {
 		case caseCookie:
-			list = append(list, b.wrkCase(name, "Authenticated GET, cookie store", cookie, b.cfg.threads, b.cfg.connections,
-				func() []string { return []string{"Cookie: " + cookie.cookie, jsonAccept} }, http.StatusOK))
+			list = append(list, b.wrkCase(name, "Authenticated GET, cookie store", cookie, b.peerTargets(), b.cfg.threads, b.cfg.connections,
+				withCookie(cookie), http.StatusOK))
 		case caseRedis:
 			if redis == nil {
 				list = append(list, &benchCase{name: name, title: "Authenticated GET, Redis store", skip: b.redisMissing})
 				continue
 			}
-			c := b.wrkCase(name, "Authenticated GET, Redis store", redis, b.cfg.threads, b.cfg.connections,
-				func() []string { return []string{"Cookie: " + redis.cookie, jsonAccept} }, http.StatusOK)
+			c := b.wrkCase(name, "Authenticated GET, Redis store", redis, nil, b.cfg.threads, b.cfg.connections,
+				withCookie(redis), http.StatusOK)
 			c.targets[0].aux = b.redis
 			list = append(list, c)
 		case caseNavigation:
 			// Without Fetch Metadata: with Sec-Fetch-Mode authgate first
 			// answers its deep-link page, whose script then asks for this
 			// 302 (proxy.BenchmarkLoginRoundTrip measures that extra step).
-			list = append(list, b.wrkCase(name, "Unauthenticated navigation (authgate answers 302 to the IdP)", cookie, b.cfg.threads, b.cfg.connections,
-				func() []string {
+			list = append(list, b.wrkCase(name, "Unauthenticated navigation (the proxy answers 302 to the IdP)", cookie, b.peerTargets(), b.cfg.threads, b.cfg.connections,
+				func(*target) []string {
 					return []string{"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 				}, http.StatusFound))
 		case caseAPI:
-			list = append(list, b.wrkCase(name, "Unauthenticated API call (authgate answers 401)", cookie, b.cfg.threads, b.cfg.connections,
-				func() []string { return []string{jsonAccept} }, http.StatusUnauthorized))
+			list = append(list, b.wrkCase(name, "Unauthenticated API call (the proxy answers 401)", cookie, b.peerTargets(), b.cfg.threads, b.cfg.connections,
+				func(*target) []string { return []string{jsonAccept} }, http.StatusUnauthorized))
 		case caseOneConn:
-			list = append(list, b.wrkCase(name, "Authenticated GET on one connection (latency without queueing)", cookie, 1, 1,
-				func() []string { return []string{"Cookie: " + cookie.cookie, jsonAccept} }, http.StatusOK))
+			list = append(list, b.wrkCase(name, "Authenticated GET on one connection (latency without queueing)", cookie, b.peerTargets(), 1, 1,
+				withCookie(cookie), http.StatusOK))
 		case caseLogin:
 			list = append(list, b.loginCase(cookie))
 		case caseRefresh:
@@ -112,29 +122,47 @@ func (b *bench) cases() []*benchCase {
 	return list
 }
 
+// peerTargets returns the peers running against the main IdP, in a fixed
+// order.
+func (b *bench) peerTargets() []*target {
+	var list []*target
+	for _, name := range []string{targetOAuth2, targetApache} {
+		if t := b.peers[name]; t != nil {
+			list = append(list, t)
+		}
+	}
+	return list
+}
+
 // authgateTarget is the authgate side of a case.
 func authgateTarget(inst *instance) *target {
 	return &target{name: targetAuthgate, base: inst.base(), proc: inst.child, idp: inst.idp}
 }
 
-// wrkCase drives authgate (inst) and the bare proxy with wrk: GET / with
-// headers, expecting status want from authgate and 200 from the bare proxy.
-func (b *bench) wrkCase(name, title string, inst *instance, threads, conns int, headers func() []string, want int) *benchCase {
+// isBare reports whether t is one of the bare proxies, which forward
+// everything (200) whatever authgate answers.
+func isBare(t *target) bool { return t.name == targetBare || t.name == targetBarePooled }
+
+// wrkCase drives authgate (inst), the bare proxies and peers with wrk: GET /
+// with headers, expecting status want from authgate and the peers and 200
+// from the bare proxies.
+func (b *bench) wrkCase(name, title string, inst *instance, peers []*target, threads, conns int, headers func(*target) []string, want int) *benchCase {
+	a := authgateTarget(inst)
 	return &benchCase{
 		name:    name,
 		title:   title,
-		load:    fmt.Sprintf("wrk -t%d -c%d, GET / (%s)", threads, conns, describeHeaders(headers())),
+		load:    fmt.Sprintf("wrk -t%d -c%d, GET / (%s)", threads, conns, describeHeaders(headers(a))),
 		opName:  "req",
-		targets: []*target{authgateTarget(inst), b.bare},
+		targets: append([]*target{a, b.barePooled, b.bare}, peers...),
 		check: func(ctx context.Context, t *target) error {
 			status := want
-			if t.name == targetBare {
+			if isBare(t) {
 				status = http.StatusOK
 			}
-			return b.checkStatus(ctx, t.base+"/", headers(), status)
+			return b.checkStatus(ctx, t.base+"/", headers(t), status)
 		},
 		drive: func(ctx context.Context, t *target, d time.Duration) (driveResult, error) {
-			r, err := b.wrk.run(ctx, threads, conns, d, t.base+"/", headers())
+			r, err := b.wrk.run(ctx, threads, conns, d, t.base+"/", headers(t))
 			if err != nil {
 				return driveResult{}, err
 			}
@@ -215,28 +243,32 @@ func loopDrive(ops map[string][]func(context.Context) error) func(context.Contex
 // its password once during setup. There is no bare counterpart.
 func (b *bench) loginCase(inst *instance) *benchCase {
 	ops := make(map[string][]func(context.Context) error)
+	targets := append([]*target{authgateTarget(inst)}, b.peerTargets()...)
 	return &benchCase{
 		name:    caseLogin,
 		title:   "Full login flow (start → IdP → callback), IdP session already present",
 		load:    fmt.Sprintf("%d Go clients in a closed loop, one login each at a time", b.cfg.workers),
 		opName:  "login",
-		targets: []*target{authgateTarget(inst)},
+		targets: targets,
 		setup: func(ctx context.Context) error {
-			for range b.cfg.workers {
-				br, err := newBrowser(b.transport, inst.idp.issuer)
-				if err != nil {
-					return err
-				}
-				if _, err := br.login(ctx, inst.base()); err != nil {
-					return fmt.Errorf("first login: %w", err)
-				}
-				ops[targetAuthgate] = append(ops[targetAuthgate], func(ctx context.Context) error {
-					usedForm, err := br.login(ctx, inst.base())
-					if err == nil && usedForm {
-						err = errors.New("the IdP asked for the password again")
+			for _, t := range targets {
+				start := loginStart(t.name, t.base)
+				for range b.cfg.workers {
+					br, err := newBrowser(b.transport, t.idp.issuer)
+					if err != nil {
+						return err
 					}
-					return err
-				})
+					if _, err := br.login(ctx, start); err != nil {
+						return fmt.Errorf("%s: first login: %w", t.name, err)
+					}
+					ops[t.name] = append(ops[t.name], func(ctx context.Context) error {
+						usedForm, err := br.login(ctx, start)
+						if err == nil && usedForm {
+							err = errors.New("the IdP asked for the password again")
+						}
+						return err
+					})
+				}
 			}
 			return nil
 		},
@@ -256,26 +288,43 @@ func (b *bench) loginCase(inst *instance) *benchCase {
 // whether it did. The bare proxy gets the same clients.
 func (b *bench) refreshCase(inst *instance) *benchCase {
 	ops := make(map[string][]func(context.Context) error)
+	a := authgateTarget(inst)
+	var peers []*target
+	for _, name := range []string{targetOAuth2, targetApache} {
+		if t := b.refreshPeers[name]; t != nil {
+			peers = append(peers, t)
+		}
+	}
 	return &benchCase{
 		name:  caseRefresh,
 		title: "Request that refreshes the access token at the IdP",
 		load: fmt.Sprintf("%d Go clients in a closed loop, going round %d sessions (%s tokens), keeping the cookie each answer sets",
 			b.cfg.workers, b.cfg.refreshSessions, refreshTokenLifetime),
 		opName:  "req",
-		targets: []*target{authgateTarget(inst), b.bare},
+		targets: append([]*target{a, b.barePooled, b.bare}, peers...),
 		setup: func(ctx context.Context) error {
-			cookies, err := b.loginMany(ctx, inst, b.cfg.refreshSessions)
+			cookies, err := b.loginMany(ctx, a, b.cfg.refreshSessions)
 			if err != nil {
 				return err
 			}
-			for w := range b.cfg.workers {
-				var mine, bare []cookieSet
-				for i := w; i < len(cookies); i += b.cfg.workers {
-					mine = append(mine, parseCookieHeader(cookies[i]))
-					bare = append(bare, parseCookieHeader(cookies[i]))
+			peerCookies := make(map[string][]string)
+			for _, t := range peers {
+				if peerCookies[t.name], err = b.loginMany(ctx, t, b.cfg.refreshSessions); err != nil {
+					return fmt.Errorf("%s: %w", t.name, err)
 				}
-				ops[targetAuthgate] = append(ops[targetAuthgate], cookieRequester(b.client, inst.base()+"/", mine))
-				ops[targetBare] = append(ops[targetBare], cookieRequester(b.client, b.bare.base+"/", bare))
+			}
+			for w := range b.cfg.workers {
+				for _, t := range append([]*target{a, b.barePooled, b.bare}, peers...) {
+					from := cookies
+					if pc, ok := peerCookies[t.name]; ok {
+						from = pc
+					}
+					var mine []cookieSet
+					for i := w; i < len(from); i += b.cfg.workers {
+						mine = append(mine, parseCookieHeader(from[i]))
+					}
+					ops[t.name] = append(ops[t.name], cookieRequester(b.client, t.base+"/", mine))
+				}
 			}
 			return nil
 		},
@@ -283,25 +332,25 @@ func (b *bench) refreshCase(inst *instance) *benchCase {
 	}
 }
 
-// loginMany logs in n times to inst, with -workers browsers in parallel,
+// loginMany logs in n times to t, with -workers browsers in parallel,
 // and returns the n session cookies.
-func (b *bench) loginMany(ctx context.Context, inst *instance, n int) ([]string, error) {
+func (b *bench) loginMany(ctx context.Context, t *target, n int) ([]string, error) {
 	cookies := make([]string, n)
 	errs := make([]error, b.cfg.workers)
 	var wg sync.WaitGroup
 	for w := range b.cfg.workers {
 		wg.Go(func() {
-			br, err := newBrowser(b.transport, inst.idp.issuer)
+			br, err := newBrowser(b.transport, t.idp.issuer)
 			if err != nil {
 				errs[w] = err
 				return
 			}
 			for i := w; i < n; i += b.cfg.workers {
-				if _, err := br.login(ctx, inst.base()); err != nil {
+				if _, err := br.login(ctx, loginStart(t.name, t.base)); err != nil {
 					errs[w] = fmt.Errorf("login: %w", err)
 					return
 				}
-				if cookies[i], err = br.sessionCookie(inst.base()); err != nil {
+				if cookies[i], err = br.sessionCookie(t.base); err != nil {
 					errs[w] = err
 					return
 				}
@@ -321,9 +370,9 @@ func (b *bench) loginMany(ctx context.Context, inst *instance, n int) ([]string,
 // of parallel requests at the moment of a refresh.
 func (b *bench) refreshGraceCase(inst *instance) *benchCase {
 	cookie := inst.cookie
-	headers := func() []string { return []string{"Cookie: " + cookie, "Accept: application/json"} }
+	headers := func(*target) []string { return []string{"Cookie: " + cookie, "Accept: application/json"} }
 	c := b.wrkCase(caseRefreshGrace, "Stale cookie inside the refresh grace window (refreshed session shared from memory, new cookie sealed per request)",
-		inst, b.cfg.threads, b.cfg.connections, headers, http.StatusOK)
+		inst, nil, b.cfg.threads, b.cfg.connections, headers, http.StatusOK)
 	var br *browser
 	c.prepare = func(ctx context.Context, t *target) error {
 		if t.name != targetAuthgate {
@@ -335,7 +384,7 @@ func (b *bench) refreshGraceCase(inst *instance) *benchCase {
 				return err
 			}
 		}
-		if _, err := br.login(ctx, inst.base()); err != nil {
+		if _, err := br.login(ctx, loginStart(targetAuthgate, inst.base())); err != nil {
 			return fmt.Errorf("fresh login: %w", err)
 		}
 		var err error
@@ -402,25 +451,26 @@ func (b *bench) runCase(ctx context.Context, c *benchCase) *caseResult {
 			return fail(fmt.Errorf("setup: %w", err))
 		}
 	}
+	var targets []*target
 	for _, t := range c.targets {
-		if c.prepare != nil {
-			if err := c.prepare(ctx, t); err != nil {
-				return fail(err)
+		err := b.warmUp(ctx, c, t)
+		switch {
+		case err == nil:
+			targets = append(targets, t)
+		case t.name == targetOAuth2 || t.name == targetApache:
+			// A peer is optional: one that misbehaves in a case is left
+			// out of that case, with the reason in the report.
+			if cr.notes == nil {
+				cr.notes = make(map[string]string)
 			}
-		}
-		if c.check != nil {
-			if err := c.check(ctx, t); err != nil {
-				return fail(fmt.Errorf("%s: %w", t.name, err))
-			}
-		}
-		if b.cfg.warmup > 0 {
-			if _, err := c.drive(ctx, t, b.cfg.warmup); err != nil {
-				return fail(fmt.Errorf("%s warm-up: %w", t.name, err))
-			}
+			cr.notes[t.name] = err.Error()
+			fmt.Fprintf(b.stderr, "[%s] %s left out: %v\n", c.name, t.name, err)
+		default:
+			return fail(err)
 		}
 	}
 	for run := 1; run <= b.cfg.runs; run++ {
-		for _, t := range c.targets {
+		for _, t := range targets {
 			if ctx.Err() != nil {
 				return cr
 			}
@@ -437,6 +487,26 @@ func (b *bench) runCase(ctx context.Context, c *benchCase) *caseResult {
 	return cr
 }
 
+// warmUp prepares and checks t, then runs the unmeasured warm-up.
+func (b *bench) warmUp(ctx context.Context, c *benchCase, t *target) error {
+	if c.prepare != nil {
+		if err := c.prepare(ctx, t); err != nil {
+			return err
+		}
+	}
+	if c.check != nil {
+		if err := c.check(ctx, t); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	if b.cfg.warmup > 0 {
+		if _, err := c.drive(ctx, t, b.cfg.warmup); err != nil {
+			return fmt.Errorf("%s warm-up: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
 // measure runs one load against t and reads the processes around it.
 func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) runResult {
 	r := runResult{target: t.name, run: run, auxCPUPerOp: nan()}
@@ -446,8 +516,8 @@ func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) r
 			return fail(err)
 		}
 	}
-	r.peakIsRunMax = resetPeakRSS(t.proc.pid()) == nil
-	before, err := readProc(t.proc.pid())
+	r.peakIsRunMax = resetPeakTree(t.proc.pid()) == nil
+	before, err := readTree(t.proc.pid())
 	if err != nil {
 		return fail(err)
 	}
@@ -472,7 +542,7 @@ func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) r
 	if err := t.proc.alive(); err != nil {
 		return fail(err)
 	}
-	after, err := readProc(t.proc.pid())
+	after, err := readTree(t.proc.pid())
 	if err != nil {
 		return fail(err)
 	}

@@ -21,10 +21,13 @@ type loopResult struct {
 
 // runLoop runs each of ops in its own goroutine, back to back, until d has
 // passed, and times every call. An operation that fails counts as an error
-// and is not timed; the loop goes on.
+// and is not timed; the loop goes on. An operation under way when d passes
+// is let finish rather than cut off: a request aborted during a refresh
+// would leave its client holding a cookie whose refresh token the IdP has
+// already rotated, an error in the next run that no real browser would
+// see so often.
 func runLoop(ctx context.Context, d time.Duration, ops []func(context.Context) error) loopResult {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
+	deadline := time.Now().Add(d)
 	type worker struct {
 		lat      []time.Duration
 		errors   int64
@@ -36,12 +39,12 @@ func runLoop(ctx context.Context, d time.Duration, ops []func(context.Context) e
 	for i, op := range ops {
 		wg.Go(func() {
 			w := &workers[i]
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
 				t0 := time.Now()
 				err := op(ctx)
 				if err != nil {
 					if ctx.Err() != nil {
-						break // cut off by the deadline: neither a result nor an error
+						break // interrupted: neither a result nor an error
 					}
 					w.errors++
 					if w.firstErr == nil {

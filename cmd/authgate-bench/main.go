@@ -44,8 +44,6 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
-		case cmdBareProxy:
-			return runBareProxy(ctx, args[1:], stdout, stderr)
 		case cmdUpstream:
 			return runUpstream(ctx, args[1:], stdout, stderr)
 		}
@@ -103,8 +101,13 @@ type config struct {
 	benchtime       string   // their -benchtime
 	logLevel        string   // AUTHGATE_LOG_LEVEL
 	keep            bool     // keep the temporary directory (logs)
-	barePool        bool     // give the bare proxy a ReverseProxy.BufferPool
 	authgateEnv     []string // extra AUTHGATE_* settings for every authgate process
+	buildTags       string   // -tags of the authgate build
+	peers           []string // targetOAuth2, targetApache: the peers to run when installed
+	oauth2Proxy     string   // oauth2-proxy executable; empty looks in PATH and GOBIN
+	apache          string   // apache2 executable; empty looks in /usr/sbin
+	soak            time.Duration
+	soakInterval    time.Duration
 }
 
 // maxGraceRun bounds -duration plus -warmup for the refresh-grace case: its
@@ -132,15 +135,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime of the micro-benchmarks")
 	fs.StringVar(&c.logLevel, "log-level", "info", "AUTHGATE_LOG_LEVEL of the authgate processes (their logs go to files)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory with the process logs")
-	fs.Func("authgate-env", "extra KEY=VALUE for every authgate process (repeatable): AUTHGATE_* or GOMEMLIMIT/GOGC, e.g. AUTHGATE_REDIS_CACHE_TTL=1s", func(v string) error {
+	fs.Func("authgate-env", "extra KEY=VALUE for every authgate process (repeatable): AUTHGATE_* or GOMEMLIMIT/GOGC/GODEBUG, e.g. AUTHGATE_REDIS_CACHE_TTL=1s", func(v string) error {
 		name, _, ok := strings.Cut(v, "=")
-		if !ok || !(strings.HasPrefix(name, "AUTHGATE_") || name == "GOMEMLIMIT" || name == "GOGC") {
-			return fmt.Errorf("%q is not AUTHGATE_NAME=value, GOMEMLIMIT=value or GOGC=value", v)
+		if !ok || !(strings.HasPrefix(name, "AUTHGATE_") || name == "GOMEMLIMIT" || name == "GOGC" || name == "GODEBUG") {
+			return fmt.Errorf("%q is not AUTHGATE_NAME=value, GOMEMLIMIT=value, GOGC=value or GODEBUG=value", v)
 		}
 		c.authgateEnv = append(c.authgateEnv, v)
 		return nil
 	})
-	fs.BoolVar(&c.barePool, "bare-buffer-pool", false, "give the bare proxy a ReverseProxy.BufferPool (a stricter reference once authgate pools its buffers)")
+	fs.StringVar(&c.buildTags, "build-tags", "nodemo", "build tags of the authgate binary (the container image's: nodemo)")
+	peers := fs.String("peers", targetOAuth2+","+targetApache, "comma-separated peers to run beside authgate when installed: "+targetOAuth2+", "+targetApache+" (empty for none)")
+	fs.StringVar(&c.oauth2Proxy, "oauth2-proxy", "", "oauth2-proxy executable (default: oauth2-proxy in PATH, then in GOBIN or ~/go/bin)")
+	fs.StringVar(&c.apache, "apache", "", "Apache httpd executable (default /usr/sbin/apache2)")
+	fs.DurationVar(&c.soak, "soak", 0, "instead of the cases, run mixed traffic against authgate for this long (e.g. 10m) and report memory and goroutines over time")
+	fs.DurationVar(&c.soakInterval, "soak-interval", 10*time.Second, "how often the soak samples authgate")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -148,6 +156,22 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var problems []error
+	for name := range strings.SplitSeq(*peers, ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+		case name != targetOAuth2 && name != targetApache:
+			problems = append(problems, fmt.Errorf("-peers: unknown peer %q (want %s or %s)", name, targetOAuth2, targetApache))
+		case !slices.Contains(c.peers, name):
+			c.peers = append(c.peers, name)
+		}
+	}
+	if c.soak != 0 && (c.soak < time.Minute || c.soak > time.Hour) {
+		problems = append(problems, fmt.Errorf("-soak %s: want 1m to 1h", c.soak))
+	}
+	if c.soakInterval < time.Second || (c.soak != 0 && c.soakInterval*4 > c.soak) {
+		problems = append(problems, fmt.Errorf("-soak-interval %s: want at least 1s and a quarter of -soak at most", c.soakInterval))
+	}
 	if c.duration < time.Second || c.duration%time.Second != 0 {
 		problems = append(problems, fmt.Errorf("-duration %s: want whole seconds, at least 1s (wrk's unit)", c.duration))
 	}
@@ -191,6 +215,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if len(c.cases) == 0 && len(problems) == 0 {
 		problems = append(problems, errors.New("-cases: none selected"))
 	}
+	if c.soak > 0 {
+		// The soak needs authgate-refresh (its setup) and no peer.
+		c.cases, c.peers = []string{caseRefresh}, nil
+	}
 	if seen[caseRefreshGrace] && c.duration+c.warmup > maxGraceRun {
 		problems = append(problems, fmt.Errorf("-duration plus -warmup must be at most %s with case %s (the 10s refresh grace window)", maxGraceRun, caseRefreshGrace))
 	}
@@ -206,9 +234,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 func (c *config) plannedLoad() time.Duration {
 	var total time.Duration
 	for _, name := range c.cases {
-		targets := 2
-		if name == caseLogin {
-			targets = 1
+		targets := 3 + len(c.peers) // authgate, both bare proxies, peers
+		switch name {
+		case caseLogin:
+			targets = 1 + len(c.peers)
+		case caseRedis, caseRefreshGrace:
+			targets = 3
 		}
 		total += time.Duration(targets) * (c.warmup + time.Duration(c.runs)*c.duration)
 	}

@@ -250,6 +250,18 @@ func TestSessionCookieHeader(t *testing.T) {
 	if got != want {
 		t.Errorf("sessionCookieHeader = %q, want %q", got, want)
 	}
+	// oauth2-proxy and mod_auth_openidc count chunks from 0;
+	// mod_auth_openidc also sends the number of chunks.
+	peer := []*http.Cookie{
+		{Name: "authgate_1", Value: "b"},
+		{Name: "mod_auth_openidc_state_xyz", Value: "state"},
+		{Name: "authgate_chunks", Value: "2"},
+		{Name: "authgate_0", Value: "a"},
+		{Name: "authgate_csrf", Value: "csrf"},
+	}
+	if got, want := sessionCookieHeader(peer, "authgate"), "authgate_chunks=2; authgate_0=a; authgate_1=b"; got != want {
+		t.Errorf("sessionCookieHeader(peer chunks) = %q, want %q", got, want)
+	}
 }
 
 func TestCookieSetUpdate(t *testing.T) {
@@ -324,8 +336,11 @@ func TestParseFlags(t *testing.T) {
 	if c.duration != 5*time.Second || c.runs != 3 || c.connections != 64 || c.threads != 2 || !slices.Equal(c.cases, allCases) {
 		t.Errorf("defaults = %+v, want 5s, 3 runs, -c64 -t2, every case", c)
 	}
-	// 8 cases: 7 with two targets, login with one; each 1s warm-up + 3 × 5s.
-	if got, want := c.plannedLoad(), 15*16*time.Second; got != want {
+	// 8 cases, each target 1s warm-up + 3 × 5s: cookie, navigation, api,
+	// one-conn and refresh with authgate, two bare proxies and two peers;
+	// redis and refresh-grace with authgate and the bare proxies; login
+	// with authgate and the peers.
+	if got, want := c.plannedLoad(), (5*5+2*3+3)*16*time.Second; got != want {
 		t.Errorf("plannedLoad = %s, want %s", got, want)
 	}
 	c, err = parseFlags([]string{"-cases", "api, cookie,api"}, io.Discard)
@@ -349,6 +364,9 @@ func TestParseFlags(t *testing.T) {
 		{"grace window overrun", []string{"-duration", "30s"}, "grace window"},
 		{"rev and binary", []string{"-rev", "HEAD", "-authgate", "/bin/x"}, "set one"},
 		{"argument", []string{"extra"}, "unexpected argument"},
+		{"unknown peer", []string{"-peers", "oauth2-proxy,pomerium"}, `unknown peer "pomerium"`},
+		{"short soak", []string{"-soak", "10s"}, "-soak 10s"},
+		{"soak sampled too rarely", []string{"-soak", "1m", "-soak-interval", "30s"}, "-soak-interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,5 +375,52 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("parseFlags(%q) error = %v, want one containing %q", tt.args, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestDrift(t *testing.T) {
+	at := make([]time.Duration, 20)
+	for i := range at {
+		at[i] = time.Duration(i) * 10 * time.Second
+	}
+	flat, climbing, sawtooth := make([]float64, 20), make([]float64, 20), make([]float64, 20)
+	for i := range flat {
+		flat[i] = 100
+		climbing[i] = 100 + float64(i) // +9 over the second half (10..19), mean 114.5
+		sawtooth[i] = 100 + float64(i%2)*10
+	}
+	if d := drift(at, flat); d != 0 {
+		t.Errorf("drift(flat) = %v, want 0", d)
+	}
+	if d, want := drift(at, climbing), 9/114.5; math.Abs(d-want) > 1e-9 {
+		t.Errorf("drift(climbing) = %v, want %v", d, want)
+	}
+	if d := drift(at, sawtooth); math.Abs(d) > 0.03 { // ±5% around the mean: well under the 5% limit
+		t.Errorf("drift(sawtooth) = %v, want about 0: a GC sawtooth is not drift", d)
+	}
+	if d := drift(at[:3], flat[:3]); !math.IsNaN(d) {
+		t.Errorf("drift of 3 samples = %v, want NaN", d)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := "# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 42\ngo_memstats_heap_inuse_bytes 1.2582912e+07\nauthgate_requests_total{code=\"200\"} 5\n"
+	m, err := parseMetrics(strings.NewReader(text), "go_goroutines", "go_memstats_heap_inuse_bytes")
+	if err != nil || m["go_goroutines"] != 42 || m["go_memstats_heap_inuse_bytes"] != 12582912 {
+		t.Errorf("parseMetrics = %v, %v; want 42 goroutines and 12 MiB", m, err)
+	}
+	if _, err := parseMetrics(strings.NewReader(text), "process_resident_memory_bytes"); err == nil {
+		t.Error("parseMetrics found a missing metric")
+	}
+}
+
+func TestParseInitTrace(t *testing.T) {
+	out := "init internal/bytealg @0.003 ms, 0.003 ms clock, 0 bytes, 0 allocs\n" +
+		"init github.com/prometheus/procfs @3.1 ms, 0.50 ms clock, 96432 bytes, 886 allocs\n" +
+		"authgate dev\n" +
+		"init unicode @1.0 ms, 0.13 ms clock, 11400 bytes, 16 allocs\n"
+	got := parseInitTrace(out)
+	if len(got) != 3 || got[1].pkg != "github.com/prometheus/procfs" || got[1].bytes != 96432 || got[1].allocs != 886 || got[2].bytes != 11400 {
+		t.Errorf("parseInitTrace = %+v", got)
 	}
 }

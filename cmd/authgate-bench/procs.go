@@ -21,6 +21,13 @@ type child struct {
 	logPath string
 	done    chan struct{} // closed when the process has exited
 	waitErr error
+	// idleAfterLoginKiB is its RSS after one login, for the peers' idle
+	// row; 0 when not measured.
+	idleAfterLoginKiB int64
+	// idleStartKiB is its RSS once it answered, before that login; 0 when
+	// not measured (then the idle row reads it when it is printed).
+	idleStartKiB int64
+	idleSplit    procSample
 }
 
 // pid returns the child's process id.

@@ -10,21 +10,30 @@ import (
 	"time"
 )
 
-// Targets of issue 7.
+// Targets of issues 7 and 12. Ratios and added latency are against the
+// pooled bare proxy (targetBarePooled).
 const (
 	targetCookieRatio   = 0.90
 	targetRedisRatio    = 0.75
 	targetAddedP50      = 25 * time.Microsecond
-	targetPeakRSSMiB    = 30.0
+	targetPeakRSSMiB    = 24.0
+	targetIdleRSSMiB    = 12.0
 	targetReusedConnsOp = 0.001 // new upstream connections per request counted as "reused"
 )
+
+// reference is the target the ratios divide by.
+const reference = targetBarePooled
+
+// targetOrder is the order targets appear in tables.
+var targetOrder = []string{targetAuthgate, targetBarePooled, targetBare, targetOAuth2, targetApache}
 
 type keyValue struct{ key, value string }
 
 type idleRSS struct {
-	name          string
-	afterStartKiB int64
-	afterLoginKiB int64 // 0 when not measured
+	name             string
+	afterStartKiB    int64
+	afterLoginKiB    int64 // 0 when not measured
+	anonKiB, fileKiB int64 // split of afterStartKiB; 0 when unknown
 }
 
 // report is everything the Markdown shows.
@@ -38,6 +47,9 @@ type report struct {
 	cases              []*caseResult
 	idpTotals          map[string]map[string]int64 // IdP name → request → count
 	micro, microErr    string
+	binaries           []binaryInfo
+	targets            []keyValue // how each target other than authgate is configured
+	soak, notes        string     // deploy/bench/SOAK.md and NOTES.md, included when present
 }
 
 // targetSummary holds the medians of one target's runs in a case.
@@ -45,7 +57,7 @@ type targetSummary struct {
 	runs                                   int
 	rate, p50, p99, cpu, auxCPU, rss, conn float64 // p50/p99 in µs, rss in MiB, conn per op
 	idpPerOp                               map[string]float64
-	errors                                 int64
+	errors, socketErrors                   int64
 }
 
 // summarize takes the medians of the successful runs of target name.
@@ -83,6 +95,7 @@ func summarize(runs []runResult, name string) (targetSummary, bool) {
 			idp[k] = append(idp[k], float64(r.idp[k])/float64(r.ops))
 		}
 		s.errors += r.statusErrors + r.socketErrors
+		s.socketErrors += r.socketErrors
 	}
 	s.runs = len(ok)
 	s.rate, s.p50, s.p99, s.cpu = median(rate), median(p50), median(p99), median(cpu)
@@ -111,7 +124,7 @@ func (r *report) render(w io.Writer) {
 	p("Measured by `cmd/authgate-bench` (issue 7) on %s; the run took %s. Regenerate (about %s of load plus setup):\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Second), r.cfg.plannedLoad())
 	p("```sh\nexport GOTOOLCHAIN=go1.27.3\ngo run ./cmd/authgate-bench -out deploy/bench/RESULTS.md\n```\n\n")
-	p("A is authgate (the real binary), B is a bare `httputil.ReverseProxy` with the same transport settings, each its own process, both in front of the same fixed-body upstream. Ratios are A / B of the medians. See [How to read this](#how-to-read-this).\n\n")
+	p("Targets, each its own process in front of the same fixed-body upstream and signing in at the same IdP: **authgate** (the real binary, built as the container image builds it), **bare-pooled** (`httputil.ReverseProxy` with authgate's transport and a BufferPool: the reference every ratio divides by), **bare** (the same without a BufferPool), and the peers **oauth2-proxy** and **mod_auth_openidc** (Apache httpd), when installed. See [How to read this](#how-to-read-this).\n\n")
 
 	r.renderTargets(w)
 	r.renderSummary(w)
@@ -122,24 +135,24 @@ func (r *report) render(w io.Writer) {
 	}
 	p("| load average (1, 5, 15 min) at start | %s |\n", r.loadStart)
 	p("| load average at end | %s |\n", r.loadEnd)
-	p("| load runs | %s each, %d alternations A B, %s unmeasured warm-up per target and case |\n", r.cfg.duration, r.cfg.runs, r.cfg.warmup)
+	p("| load runs | %s each, %d alternations over the targets, %s unmeasured warm-up per target and case |\n", r.cfg.duration, r.cfg.runs, r.cfg.warmup)
 	p("| wrk | -t%d -c%d keep-alive (one-conn: -t1 -c1); 128-byte upstream body |\n", r.cfg.threads, r.cfg.connections)
-	p("| upstream transport (A and B) | %s |\n", transportSettings)
+	p("| upstream transport (authgate and the bare proxies) | %s |\n", transportSettings)
 	if len(r.cfg.authgateEnv) > 0 {
 		p("| authgate settings beyond the defaults | `%s` |\n", strings.Join(r.cfg.authgateEnv, "`, `"))
-	}
-	if r.cfg.barePool {
-		p("| bare proxy | with a ReverseProxy.BufferPool (-bare-buffer-pool) |\n")
-	} else {
-		p("| bare proxy | plain: a new 32 KiB copy buffer per response, as httputil.ReverseProxy does without a BufferPool |\n")
 	}
 	for _, inst := range r.instances {
 		p("| authgate-%s | %s |\n", inst.name, mdEscape(inst.about))
 	}
+	for _, t := range r.targets {
+		p("| %s | %s |\n", t.key, mdEscape(t.value))
+	}
 	p("\n")
 
-	r.renderRuns(w)
 	r.renderIdle(w)
+	r.renderIncluded(w, "Soak", r.soak, "`go run ./cmd/authgate-bench -soak 10m -out deploy/bench/SOAK.md` has not been run on this tree.")
+	r.renderIncluded(w, "Analysis", r.notes, "")
+	r.renderRuns(w)
 	r.renderIdP(w)
 	r.renderMicro(w)
 	r.renderMethod(w)
@@ -152,7 +165,7 @@ func (r *report) renderTargets(w io.Writer) {
 	ratioRow := func(caseName, label string, want float64) {
 		c := r.find(caseName)
 		a, okA := summaryOf(c, targetAuthgate)
-		b, okB := summaryOf(c, targetBare)
+		b, okB := summaryOf(c, reference)
 		switch {
 		case c == nil:
 			p("| %s | not run (-cases) | not measured |\n", label)
@@ -166,20 +179,21 @@ func (r *report) renderTargets(w io.Writer) {
 				label, q, num(a.rate), num(b.rate), ratio(b.cpu, a.cpu), a.cpu, b.cpu, verdict(q >= want))
 		}
 	}
-	ratioRow(caseCookie, fmt.Sprintf("authenticated req/s, cookie store ≥ %.2f × bare", targetCookieRatio), targetCookieRatio)
-	ratioRow(caseRedis, fmt.Sprintf("authenticated req/s, Redis store ≥ %.2f × bare", targetRedisRatio), targetRedisRatio)
+	ratioRow(caseCookie, fmt.Sprintf("authenticated req/s, cookie store ≥ %.2f × pooled bare", targetCookieRatio), targetCookieRatio)
+	ratioRow(caseRedis, fmt.Sprintf("authenticated req/s, Redis store ≥ %.2f × pooled bare", targetRedisRatio), targetRedisRatio)
 
-	label := fmt.Sprintf("added p50 latency at one connection ≤ %d µs", targetAddedP50/time.Microsecond)
+	label := fmt.Sprintf("added p50 latency at one connection over pooled bare ≤ %d µs", targetAddedP50/time.Microsecond)
 	if c := r.find(caseOneConn); c == nil || c.skipped != "" {
 		p("| %s | %s | not measured |\n", label, skippedText(c))
 	} else if a, okA := c.summary(targetAuthgate); !okA {
 		p("| %s | no successful run | not measured |\n", label)
-	} else if b, okB := c.summary(targetBare); !okB {
+	} else if b, okB := c.summary(reference); !okB {
 		p("| %s | no successful run | not measured |\n", label)
 	} else {
+		diffs := pairedP50Diffs(c.runs)
 		added := a.p50 - b.p50
 		p("| %s | %+.0f µs (p50 %.0f vs %.0f µs; p99 %.0f vs %.0f µs; median of the %d paired differences %+.0f µs) | %s |\n",
-			label, added, a.p50, b.p50, a.p99, b.p99, len(pairedP50Diffs(c.runs)), median(pairedP50Diffs(c.runs)), verdict(added <= micros(targetAddedP50)))
+			label, added, a.p50, b.p50, a.p99, b.p99, len(diffs), median(diffs), verdict(added <= micros(targetAddedP50)))
 	}
 
 	if allocs, bareAllocs, ok := microAllocs(r.micro); ok {
@@ -189,12 +203,18 @@ func (r *report) renderTargets(w io.Writer) {
 	}
 
 	var peaks []string
-	peak := 0.0
+	peak, floor := 0.0, 0.0
 	for _, c := range r.cases {
 		casePeak := 0.0
 		for _, run := range c.runs {
-			if run.target == targetAuthgate && run.err == "" {
+			if run.err != "" {
+				continue
+			}
+			switch run.target {
+			case targetAuthgate:
 				casePeak = max(casePeak, mib(run.peakRSSKiB))
+			case targetBarePooled, targetBare:
+				floor = max(floor, mib(run.peakRSSKiB))
 			}
 		}
 		if casePeak > 0 {
@@ -203,22 +223,28 @@ func (r *report) renderTargets(w io.Writer) {
 		}
 	}
 	if len(peaks) > 0 {
-		p("| peak RSS under load ≤ %.0f MiB | largest %.1f MiB; per case (MiB): %s | %s |\n", targetPeakRSSMiB, peak, strings.Join(peaks, ", "), verdict(peak <= targetPeakRSSMiB))
+		p("| peak RSS under load ≤ %.0f MiB, every case | largest %.1f MiB; per case (MiB): %s; the bare proxies' largest (the floor): %.1f | %s |\n",
+			targetPeakRSSMiB, peak, strings.Join(peaks, ", "), floor, verdict(peak <= targetPeakRSSMiB))
 	}
 	var idle []string
+	idleMax, idleFloor := 0.0, 0.0
 	for _, i := range r.idle {
-		if strings.HasPrefix(i.name, "authgate") {
+		switch {
+		case strings.HasPrefix(i.name, "authgate"):
 			idle = append(idle, fmt.Sprintf("%s %.1f MiB after start, %.1f after one login", i.name, mib(i.afterStartKiB), mib(i.afterLoginKiB)))
+			idleMax = max(idleMax, mib(i.afterStartKiB))
+		case strings.HasPrefix(i.name, "bare-proxy"):
+			idleFloor = max(idleFloor, mib(i.afterStartKiB))
 		}
 	}
 	if len(idle) > 0 {
-		p("| idle RSS | %s | reported |\n", strings.Join(idle, "; "))
+		p("| idle RSS ≤ %.0f MiB | %s; the bare proxies (the floor): %.1f MiB | %s |\n", targetIdleRSSMiB, strings.Join(idle, "; "), idleFloor, verdict(idleMax <= targetIdleRSSMiB))
 	}
 
 	if c := r.find(caseCookie); c != nil {
 		if a, ok := c.summary(targetAuthgate); ok {
-			b, _ := c.summary(targetBare)
-			p("| upstream connections reused | %.5f new upstream connections per request (bare: %.5f) | %s |\n", a.conn, b.conn, verdict(a.conn <= targetReusedConnsOp))
+			b, _ := c.summary(reference)
+			p("| upstream connections reused | %.5f new upstream connections per request (pooled bare: %.5f) | %s |\n", a.conn, b.conn, verdict(a.conn <= targetReusedConnsOp))
 		}
 	}
 
@@ -247,7 +273,7 @@ func pairedP50Diffs(runs []runResult) []float64 {
 	}
 	var diffs []float64
 	for _, r := range runs {
-		if ar, ok := a[r.run]; ok && r.target == targetBare && r.err == "" {
+		if ar, ok := a[r.run]; ok && r.target == reference && r.err == "" {
 			diffs = append(diffs, micros(ar.p50)-micros(r.p50))
 		}
 	}
@@ -277,35 +303,45 @@ func verdict(ok bool) string {
 
 func (r *report) renderSummary(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("## Summary\n\nMedians of %d runs per target. Rates are operations per second (requests, or logins for the login case).\n\n", r.cfg.runs)
-	p("| case | A ops/s | B ops/s | A/B | p50 µs A / B | p99 µs A / B | CPU µs/op A / B | ops per CPU-s A/B | peak RSS MiB A / B | new upstream conns/op A / B | IdP calls/op (A) |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	p("## Side by side\n\nMedians of %d runs per target. Rates are operations per second (requests, or logins for the login case); \"× ref\" divides by the pooled bare proxy's rate in the same case, and \"ops per CPU-s × ref\" does the same with CPU time per operation (the better estimate on a busy machine).\n\n", r.cfg.runs)
+	p("| case | target | ops/s | × ref | p50 µs | p99 µs | CPU µs/op | ops per CPU-s × ref | peak RSS MiB | new upstream conns/op | errors | IdP calls/op |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, c := range r.cases {
 		if c.skipped != "" {
-			p("| %s | %s | | | | | | | | | |\n", c.name, mdEscape(c.skipped))
+			p("| %s | %s | | | | | | | | | | |\n", c.name, mdEscape(c.skipped))
 			continue
 		}
-		a, okA := c.summary(targetAuthgate)
-		b, okB := c.summary(targetBare)
-		if !okA {
-			p("| %s | no successful authgate run | | | | | | | | | |\n", c.name)
-			continue
+		ref, okRef := c.summary(reference)
+		for _, name := range targetOrder {
+			if note := c.notes[name]; note != "" {
+				p("| %s | %s | left out: %s | | | | | | | | | |\n", c.name, name, mdEscape(note))
+				continue
+			}
+			if !slices.Contains(c.targets, name) {
+				continue
+			}
+			a, ok := c.summary(name)
+			if !ok {
+				p("| %s | %s | no successful run | | | | | | | | | |\n", c.name, name)
+				continue
+			}
+			q, eff := "–", "–"
+			if okRef {
+				q, eff = fmt.Sprintf("%.2f", ratio(a.rate, ref.rate)), fmt.Sprintf("%.2f", ratio(ref.cpu, a.cpu))
+			}
+			cpu := fmt.Sprintf("%.1f", a.cpu)
+			if !math.IsNaN(a.auxCPU) {
+				cpu += fmt.Sprintf(" (+%.1f redis-server)", a.auxCPU)
+			}
+			errs := a.errors
+			if c.name == caseAPI && !isBareName(name) {
+				errs = a.socketErrors // every answer is the expected 401
+			}
+			p("| %s | %s | %s | %s | %.0f | %.0f | %s | %s | %.1f | %.4f | %d | %s |\n",
+				c.name, name, num(a.rate), q, a.p50, a.p99, cpu, eff, a.rss, a.conn, errs, idpText(a.idpPerOp))
 		}
-		bRate, q, bP50, bP99, bCPU, bRSS, bConn, eff := "–", "–", "–", "–", "–", "–", "–", "–"
-		if okB {
-			bRate, q = num(b.rate), fmt.Sprintf("%.2f", ratio(a.rate, b.rate))
-			eff = fmt.Sprintf("%.2f", ratio(b.cpu, a.cpu))
-			bP50, bP99, bCPU = fmt.Sprintf("%.0f", b.p50), fmt.Sprintf("%.0f", b.p99), fmt.Sprintf("%.1f", b.cpu)
-			bRSS, bConn = fmt.Sprintf("%.1f", b.rss), fmt.Sprintf("%.4f", b.conn)
-		}
-		cpu := fmt.Sprintf("%.1f", a.cpu)
-		if !math.IsNaN(a.auxCPU) {
-			cpu += fmt.Sprintf(" (+%.1f redis-server)", a.auxCPU)
-		}
-		p("| %s | %s | %s | %s | %.0f / %s | %.0f / %s | %s / %s | %s | %.1f / %s | %.4f / %s | %s |\n",
-			c.name, num(a.rate), bRate, q, a.p50, bP50, a.p99, bP99, cpu, bCPU, eff, a.rss, bRSS, a.conn, bConn, idpText(a.idpPerOp))
 	}
-	p("\nCases:\n\n")
+	p("\nErrors are responses with status ≥ 400 other than the expected 401 of the api case, socket errors, or failed operations of a Go loop, summed over the runs.\n\nCases:\n\n")
 	for _, c := range r.cases {
 		load := c.load
 		if load == "" {
@@ -319,6 +355,8 @@ func (r *report) renderSummary(w io.Writer) {
 	}
 	p("\n")
 }
+
+func isBareName(name string) bool { return name == targetBare || name == targetBarePooled }
 
 // idpText lists the IdP calls per operation that are not zero.
 func idpText(perOp map[string]float64) string {
@@ -375,16 +413,51 @@ func idpCounts(m map[string]int64) string {
 
 func (r *report) renderIdle(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("## Idle RSS\n\nVmRSS before any load: authgate right after `/readyz` and again after one login.\n\n| process | after start MiB | after one login MiB |\n|---|---:|---:|\n")
+	p("## Idle memory\n\nVmRSS before any load: right after the process answers, and again after one login (proxies that sign in). ")
+	p("The resident set splits into anonymous memory (heap, stacks, runtime) and file pages (the mapped executable: the code and read-only data the process has touched, plus the pages the kernel maps around each fault).\n\n")
+	p("| process | after start MiB | of which anonymous | of which file | after one login MiB |\n|---|---:|---:|---:|---:|\n")
 	for _, i := range r.idle {
 		after := "–"
 		if i.afterLoginKiB > 0 {
 			after = fmt.Sprintf("%.1f", mib(i.afterLoginKiB))
 		}
-		p("| %s | %.1f | %s |\n", i.name, mib(i.afterStartKiB), after)
+		p("| %s | %.1f | %.1f | %.1f | %s |\n", i.name, mib(i.afterStartKiB), mib(i.anonKiB), mib(i.fileKiB), after)
 	}
 	p("\n")
+	if len(r.binaries) > 0 {
+		p("| binary | size MB | package inits: heap allocated | allocations | largest |\n|---|---:|---:|---:|---|\n")
+		for _, b := range r.binaries {
+			p("| %s | %.1f | %s | %d | %s |\n", mdEscape(b.name), float64(b.size)/1e6, kib(b.initBytes), b.initAllocs, mdEscape(b.topInits))
+		}
+		p("\nPackage inits from `GODEBUG=inittrace=1 <binary> version` (the bare proxy: `-h`).\n\n")
+	}
 }
+
+// renderIncluded writes a Markdown file kept beside the results (the soak's
+// report, the hand-written analysis) as a section, its own headings moved
+// one level down.
+func (r *report) renderIncluded(w io.Writer, title, md, missing string) {
+	if strings.TrimSpace(md) == "" {
+		if missing != "" {
+			fmt.Fprintf(w, "## %s\n\n%s\n\n", title, missing)
+		}
+		return
+	}
+	fmt.Fprintf(w, "## %s\n\n", title)
+	// The file's own title: the section's heading replaces it.
+	if strings.HasPrefix(md, "# ") {
+		_, md, _ = strings.Cut(md, "\n")
+	}
+	for line := range strings.SplitSeq(strings.Trim(md, "\n"), "\n") {
+		if strings.HasPrefix(line, "#") {
+			line = "#" + line
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w)
+}
+
+func kib(bytes int64) string { return fmt.Sprintf("%.0f KiB", float64(bytes)/1024) }
 
 func (r *report) renderIdP(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
@@ -417,19 +490,30 @@ func (r *report) renderMethod(w io.Writer) {
 	fmt.Fprint(w, strings.ReplaceAll(`## How to read this
 
 - **Everything shares one machine**: wrk, the Go clients of the login and refresh cases, the demo IdP
-  (inside the benchmark process), the upstream, the bare proxy and authgate. The runs alternate A B A B
-  so that background load (see the load averages) hits both sides alike; medians damp what is left.
+  (inside the benchmark process), the upstream, the bare proxies, the peers and authgate. The runs
+  alternate between the targets (authgate, bare-pooled, bare, oauth2-proxy, mod_auth_openidc, then again)
+  so that background load (see the load averages) hits every target alike; medians damp what is left.
 - **Throughput needs a quiet machine; CPU per operation does not.** When other work takes the CPUs
-  (see the load averages, taken at the start of each case), requests per second fall for both sides and
-  swing between runs, while CPU µs per operation of each process stays put: "ops per CPU-s A/B" (B's CPU
-  per op over A's) is then the better estimate of the ratio a quiet machine would show.
+  (see the load averages, taken at the start of each case), requests per second fall for every target and
+  swing between runs, while CPU µs per operation of each process stays put: "ops per CPU-s × ref" (the
+  pooled bare proxy's CPU per op over the target's) is then the better estimate of the ratio a quiet
+  machine would show.
 - **CPU µs/op** is the process's utime + stime from `+"`/proc/<pid>/stat`"+` over the run, divided by the
-  operations the load generator completed. The clock tick is 10 ms, so a 5 s run is exact to well under 1 %.
+  operations the load generator completed; for Apache, summed over its processes (and the workers it
+  retired during the run). The clock tick is 10 ms, so a 5 s run is exact to well under 1 %.
   For the Redis case the redis-server's own CPU is shown in parentheses.
+- **The peers** run as their documentation recommends for this job (the command line and configuration
+  are generated by `+"`oauth2ProxyArgs`"+` and `+"`apacheConfig`"+` in cmd/authgate-bench/peers.go, and the
+  Machine and settings table shows them): a cookie session, the access token forwarded to the upstream
+  (oauth2-proxy: X-Forwarded-Access-Token with --pass-access-token; mod_auth_openidc: Authorization:
+  Bearer from OIDC_access_token with OIDCPassClaimsAs environment), PKCE, no request log. For the refresh
+  case each runs a second instance against the 2 s-token IdP (oauth2-proxy --cookie-refresh=1s;
+  OIDCRefreshAccessTokenBeforeExpiry 1). Apache's peak RSS is the sum of its processes' peaks (parent and
+  mpm_event workers), an upper bound of their joint peak.
 - **New upstream conns/op** counts connections the upstream accepted (`+"`http.Server.ConnState`"+`) during the
   run, per operation: 0 means every request reused a keep-alive connection.
-- **navigation / api**: authgate answers these itself (302 to the IdP with a sealed login-flow cookie;
-  401 with a JSON body), while the bare proxy forwards them; the ratio says how cheaply unauthenticated
+- **navigation / api**: authgate and the peers answer these themselves (302 to the IdP with a login-flow
+  cookie; 401), while the bare proxies forward them; the ratio says how cheaply unauthenticated
   traffic is turned away, not how the proxies compare on the same work.
 - **login**: logins per second of the whole dance through authgate and the IdP, with the IdP's session
   cookie already present (a returning user; the password form is typed once per client beforehand).
@@ -448,12 +532,9 @@ func (r *report) renderMethod(w io.Writer) {
 - **Peak RSS** is per run (VmHWM reset before it), but each authgate process serves several cases in a
   row (authgate-cookie: cookie, navigation, api, one-conn, login; authgate-refresh: refresh-grace, then
   refresh), and memory the Go runtime has not returned to the kernel yet still counts in a later case.
-- **The bare proxy and the upstream** are this program re-executed (`+"`authgate-bench bare-proxy`"+`,
-  `+"`authgate-bench upstream`"+`); the binary links the demo IdP, whose package initialisation adds about
-  1.3 MiB to the bare proxy's RSS that a minimal binary would not have.
-- Reference points from issue 7 on a comparable 2-core machine: bare `+"`httputil.ReverseProxy`"+` about 10k req/s
-  with the default transport and 14k to 18k with MaxIdleConnsPerHost raised; oauth2-proxy v7.15.6 with a
-  cookie session about 6.8k req/s.
+- **The bare proxies** are a binary of their own (`+"`cmd/authgate-bench/bareproxy`"+`, built static and
+  -trimpath like authgate), so their memory is the floor of a Go reverse proxy; the upstream is this
+  program re-executed (`+"`authgate-bench upstream`"+`).
 `, "{{refresh token lifetime}}", refreshTokenLifetime.String()))
 }
 

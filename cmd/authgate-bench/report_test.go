@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -54,11 +53,12 @@ func TestSummarize(t *testing.T) {
 func TestPairedP50Diffs(t *testing.T) {
 	runs := []runResult{
 		fakeRun(targetAuthgate, 1, 1, 130, ""),
-		fakeRun(targetBare, 1, 1, 100, ""),
+		fakeRun(targetBarePooled, 1, 1, 100, ""),
 		fakeRun(targetAuthgate, 2, 1, 90, ""),
-		fakeRun(targetBare, 2, 1, 100, ""),
+		fakeRun(targetBarePooled, 2, 1, 100, ""),
 		fakeRun(targetAuthgate, 3, 1, 500, "failed"), // unpaired: left out
-		fakeRun(targetBare, 3, 1, 100, ""),
+		fakeRun(targetBarePooled, 3, 1, 100, ""),
+		fakeRun(targetBare, 1, 1, 50, ""), // not the reference
 	}
 	got := pairedP50Diffs(runs)
 	if len(got) != 2 || got[0] != 30 || got[1] != -10 {
@@ -80,9 +80,9 @@ func TestRenderTargets(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, _ := parseFlags(nil, io.Discard)
 			r := &report{cfg: cfg, cases: []*caseResult{
-				{name: caseCookie, runs: []runResult{fakeRun(targetAuthgate, 1, tt.authRate, 100, ""), fakeRun(targetBare, 1, 10000, 100, "")}},
+				{name: caseCookie, runs: []runResult{fakeRun(targetAuthgate, 1, tt.authRate, 100, ""), fakeRun(targetBarePooled, 1, 10000, 100, "")}},
 				{name: caseRedis, skipped: "authgate has no Redis store yet"},
-				{name: caseOneConn, runs: []runResult{fakeRun(targetAuthgate, 1, 1000, tt.authP50us, ""), fakeRun(targetBare, 1, 1000, 100, "")}},
+				{name: caseOneConn, runs: []runResult{fakeRun(targetAuthgate, 1, 1000, tt.authP50us, ""), fakeRun(targetBarePooled, 1, 1000, 100, "")}},
 			}}
 			var b strings.Builder
 			r.renderTargets(&b)
@@ -104,18 +104,23 @@ func TestRenderWholeReport(t *testing.T) {
 		cfg: cfg, started: time.Unix(0, 0), finished: time.Unix(200, 0), loadStart: "1.00 0.50 0.20", loadEnd: "1.50 0.70 0.30",
 		machine: []keyValue{{"CPUs (nproc)", "2"}},
 		cases: []*caseResult{
-			{name: caseCookie, title: "t", load: "wrk -t2 -c64", runs: []runResult{fakeRun(targetAuthgate, 1, 9500, 110, ""), fakeRun(targetBare, 1, 10000, 100, "")}},
+			{name: caseCookie, title: "t", load: "wrk -t2 -c64", runs: []runResult{fakeRun(targetAuthgate, 1, 9500, 110, ""), fakeRun(targetBarePooled, 1, 10000, 100, "")}},
 			{name: caseLogin, runs: []runResult{fakeRun(targetAuthgate, 1, 300, 20000, ""), fakeRun(targetAuthgate, 2, 1, 1, "no operation completed")}},
 		},
 		idpTotals: map[string]map[string]int64{"main IdP (1h tokens)": {idpDiscovery: 1}},
 		micro:     "BenchmarkHandlerAuthenticated-2 100 1000 ns/op 10 B/op 3 allocs/op",
+		soak:      "# authgate soak\n\nsoak text\n\n## Samples\n",
 	}
 	var b strings.Builder
 	r.render(&b)
+	if strings.Contains(b.String(), "# authgate soak") {
+		t.Error("the included soak report kept its own title")
+	}
 	for _, w := range []string{
-		"## Targets", "## Summary", "## Every run", "## Machine and settings", "## How to read this",
+		"## Targets", "## Side by side", "## Every run", "## Machine and settings", "## How to read this",
 		"| 1.50 0.70 0.30 |", "| login | 2 | authgate | failed: no operation completed |",
 		"| 3 allocs/op (bare ReverseProxy: ?) | reported |", "`GET /.well-known/openid-configuration` | 1 |",
+		"## Soak\n\nsoak text\n\n### Samples\n",
 	} {
 		if !strings.Contains(b.String(), w) {
 			t.Errorf("report lacks %q", w)
@@ -155,31 +160,6 @@ func TestUpstreamCountsConnections(t *testing.T) {
 	}
 }
 
-// TestBareProxyForwards: the reference proxy reaches a real upstream and
-// adds nothing an upstream would see as identity.
-func TestBareProxyForwards(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, r.Header.Get("Authorization")+"|"+r.URL.Path)
-	}))
-	defer up.Close()
-	target, _ := url.Parse(up.URL)
-	for _, pooled := range []bool{false, true} {
-		front := httptest.NewServer(newBareProxy(target, pooled))
-		for range 2 { // the second response reuses the pooled buffer
-			resp, err := http.Get(front.URL + "/a/b")
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if string(body) != "|/a/b" {
-				t.Errorf("pooled=%v: upstream saw %q, want no Authorization and path /a/b", pooled, body)
-			}
-		}
-		front.Close()
-	}
-}
-
 func TestRunLoopCountsErrors(t *testing.T) {
 	boom := errors.New("boom")
 	calls := 0
@@ -199,5 +179,24 @@ func TestRunLoopCountsErrors(t *testing.T) {
 	}
 	if r.ops == 0 || int64(len(r.latencies)) != r.ops {
 		t.Errorf("runLoop ops = %d with %d latencies, want some and one latency each", r.ops, len(r.latencies))
+	}
+}
+
+// TestRunLoopLetsOperationsFinish: an operation under way at the deadline
+// completes and counts; it is not cut off half-way.
+func TestRunLoopLetsOperationsFinish(t *testing.T) {
+	var cancelled bool
+	ops := []func(context.Context) error{func(ctx context.Context) error {
+		select {
+		case <-time.After(30 * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			cancelled = true
+			return ctx.Err()
+		}
+	}}
+	r := runLoop(context.Background(), 10*time.Millisecond, ops)
+	if cancelled || r.ops != 1 || r.errors != 0 {
+		t.Errorf("runLoop = %d ops, %d errors, cancelled %v; want the one operation finished", r.ops, r.errors, cancelled)
 	}
 }

@@ -9,29 +9,21 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Hidden subcommands: the benchmark re-executes itself to run the bare
-// proxy and the upstream in processes of their own, so that /proc measures
-// each alone.
-const (
-	cmdBareProxy = "bare-proxy"
-	cmdUpstream  = "upstream"
-)
+// cmdUpstream is a hidden subcommand: the benchmark re-executes itself to
+// run the upstream in a process of its own.
+const cmdUpstream = "upstream"
 
 // listeningPrefix starts the first line a server subcommand prints.
 const listeningPrefix = "listening "
 
-// Transport settings shared with authgate's upstream package (its
-// newTransport with every Options field zero, which is what
-// cmd/authgate configures from the defaults of AUTHGATE_UPSTREAM_*), so
-// that the bare proxy differs from authgate only by what authgate adds.
+// Transport settings of authgate's upstream package (its newTransport with
+// every Options field zero), which the bare proxies (./bareproxy) copy and
+// the benchmark's own clients use too.
 const (
 	bareDialTimeout           = 5 * time.Second
 	bareResponseHeaderTimeout = 60 * time.Second
@@ -42,7 +34,8 @@ const (
 // transportSettings describes the shared transport for the results.
 const transportSettings = "MaxIdleConnsPerHost 128, IdleConnTimeout 90s, dial timeout 5s, ResponseHeaderTimeout 60s, DisableCompression, ForceAttemptHTTP2 (HTTP/1.1 to a plain-http upstream)"
 
-// newBareTransport is authgate's default upstream transport, rebuilt.
+// newBareTransport is authgate's default upstream transport, rebuilt, for
+// the benchmark's own clients.
 func newBareTransport() *http.Transport {
 	d := &net.Dialer{Timeout: bareDialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
@@ -57,34 +50,6 @@ func newBareTransport() *http.Transport {
 	}
 }
 
-// newBareProxy is the reference: httputil.ReverseProxy with the transport
-// above and nothing else (no identity, no header stripping, no request id).
-// With pooled, copy buffers come from a sync.Pool instead of a new 32 KiB
-// buffer per response (ReverseProxy.BufferPool).
-func newBareProxy(target *url.URL, pooled bool) http.Handler {
-	rp := &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
-		Transport: newBareTransport(),
-	}
-	if pooled {
-		rp.BufferPool = &bufferPool{}
-	}
-	return rp
-}
-
-// bufferPool is an httputil.BufferPool of 32 KiB buffers, the size
-// ReverseProxy allocates when it has none.
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, 32<<10)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
-
 // newServer has the server settings authgate's proxy listener has
 // (cmd/authgate defaults).
 func newServer(h http.Handler) *http.Server {
@@ -94,34 +59,6 @@ func newServer(h http.Handler) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-}
-
-// runBareProxy is `authgate-bench bare-proxy -listen ADDR -upstream URL`.
-func runBareProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet(cmdBareProxy, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
-	upstream := fs.String("upstream", "", "loopback http:// URL to forward to")
-	pooled := fs.Bool("buffer-pool", false, "reuse copy buffers (ReverseProxy.BufferPool)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if err := requireLoopbackAddr(*listen); err != nil {
-		fmt.Fprintf(stderr, "%s: -listen: %v\n", cmdBareProxy, err)
-		return 2
-	}
-	if err := requireLoopbackURL(*upstream); err != nil {
-		fmt.Fprintf(stderr, "%s: -upstream: %v\n", cmdBareProxy, err)
-		return 2
-	}
-	target, _ := url.Parse(*upstream) // checked above
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", cmdBareProxy, err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s%s\n", listeningPrefix, ln.Addr())
-	return serve(ctx, stderr, ln, newServer(newBareProxy(target, *pooled)))
 }
 
 // upstreamCounters are what the upstream reports on its stats listener.
@@ -139,9 +76,29 @@ type fixedBody struct {
 
 func (f *fixedBody) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.requests.Add(1)
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		echoUpgrade(w)
+		return
+	}
 	h := w.Header()
 	h["Content-Type"] = []string{"text/plain"}
 	w.Write(f.body)
+}
+
+// echoUpgrade answers a WebSocket upgrade (the soak's) with 101 and then
+// echoes every byte back until the client closes: the proxy in between
+// sees a real upgraded connection, and framing does not matter to it.
+func echoUpgrade(w http.ResponseWriter) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	if brw.Flush() != nil {
+		return
+	}
+	io.Copy(conn, brw)
 }
 
 func (f *fixedBody) connState(_ net.Conn, s http.ConnState) {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/authgate/authgate/internal/memlimit"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -52,10 +54,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	// Before NewMain allocates: a pod's memory limit should shape the
+	// garbage collector from the start.
+	limit, limitErr := memlimit.FromCgroup(memlimit.Options{})
 	m, err := NewMain(cfg, MainOptions{LogOutput: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "authgate: %v\n", err)
 		return 1
+	}
+	switch {
+	case limitErr != nil:
+		m.log.Warn("no memory limit from the cgroup", "error", limitErr)
+	case limit.Limit > 0:
+		m.log.Info("memory limit from the cgroup (set GOMEMLIMIT to override, GOMEMLIMIT=off for none)",
+			"gomemlimit_bytes", limit.Limit, "cgroup_memory_max_bytes", limit.CgroupMax, "source", limit.Source)
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "authgate: %v\n", err)

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# smoke.sh IMAGE VERSION
+# smoke.sh IMAGE VERSION DEMO_IMAGE
 #
 # Checks a built authgate image without a container daemon (buildah run,
 # chroot isolation, the host's loopback network):
 #   - its configuration: user 65532, entrypoint /authgate, ports, HEALTHCHECK;
 #   - its filesystem: the binary and the CA bundle, nothing else (no shell);
 #   - the binary: static (CGO_ENABLED=0), -trimpath, the Go of go.mod, VERSION;
-#   - `/authgate --help` and `/authgate version` inside it;
+#   - `/authgate --help` and `/authgate version` inside it; no `demo` in it
+#     (built with -tags nodemo), and none of the demo's modules;
 #   - `/authgate healthcheck` inside it: 1 with nothing listening, then 0
 #     against a running authgate that fronts the demo IdP and whoami app,
-#     all three run from the image as in deploy/compose/compose.yaml;
+#     the IdP and app run from DEMO_IMAGE (the Dockerfile's demo target) as
+#     in deploy/compose/compose.yaml;
 #   - that authgate answers a browser without a session with a redirect to
 #     the IdP, and /readyz with 200.
 set -euo pipefail
 
-image=${1:?usage: smoke.sh IMAGE VERSION}
-version=${2:?usage: smoke.sh IMAGE VERSION}
+image=${1:?usage: smoke.sh IMAGE VERSION DEMO_IMAGE}
+version=${2:?usage: smoke.sh IMAGE VERSION DEMO_IMAGE}
+demo_image=${3:?usage: smoke.sh IMAGE VERSION DEMO_IMAGE}
 driver=${STORAGE_DRIVER:-vfs}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -46,10 +49,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# new_container sets ctr to a fresh working container of the image (not in
-# a subshell, so that cleanup knows it).
+# new_container [IMAGE] sets ctr to a fresh working container of IMAGE
+# (default: the image under test), not in a subshell, so that cleanup knows it.
 new_container() {
-	ctr=$(bh from --pull-never --quiet "$image")
+	ctr=$(bh from --pull-never --quiet "${1:-$image}")
 	containers+=("$ctr")
 }
 
@@ -120,6 +123,7 @@ for setting in 'CGO_ENABLED=0' '-trimpath=true' 'GOOS=linux'; do
 done
 grep -qF -- "$root" "$mnt/authgate" && fail "binary holds build paths ($root)"
 grep -qaF -- "$version" "$mnt/authgate" || fail "binary does not hold the version $version"
+grep -q 'github.com/zitadel/oidc' <<<"$info" && fail "production binary links the demo IdP (zitadel/oidc): built without -tags nodemo?"
 bh umount "$ctr" >/dev/null
 ok "files: /authgate and the CA bundle only; static, trimmed, $want_go, version $version"
 
@@ -136,7 +140,10 @@ for name in AUTHGATE_UPSTREAM AUTHGATE_OIDC_ISSUER_URL AUTHGATE_INTERNAL_ADDR; d
 done
 got=$(in_image "$hc_ctr" /authgate version) || fail "authgate version exited $?"
 [[ $got == "authgate $version" ]] || fail "authgate version = $got, want authgate $version"
-ok "authgate --help and version inside the image"
+if in_image "$hc_ctr" /authgate demo >/dev/null 2>&1; then
+	fail "authgate demo ran in the production image, want it left out (-tags nodemo)"
+fi
+ok "authgate --help and version inside the image; no demo in it"
 
 idp_port='' app_port='' proxy_port='' internal_port=''
 free_port idp_port
@@ -155,11 +162,11 @@ fi
 ok "authgate healthcheck exits non-zero with nothing listening"
 
 log=$tmp/log
-new_container
+new_container "$demo_image"
 start_in_image "$log.idp" "$ctr" /authgate demo --idp-only --idp-listen "127.0.0.1:$idp_port" --issuer "$issuer" \
 	--client-secret-file /run/secrets/client_secret \
 	--redirect-url "http://127.0.0.1:$proxy_port/oauth2/callback"
-new_container
+new_container "$demo_image"
 start_in_image "$log.app" "$ctr" /authgate demo --upstream-only --upstream-listen "127.0.0.1:$app_port"
 for ((i = 0; ; i++)); do
 	curl -fs -o /dev/null "${issuer}.well-known/openid-configuration" && break

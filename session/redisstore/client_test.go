@@ -110,7 +110,33 @@ func TestNewClientDefaults(t *testing.T) {
 			if o.WriteTimeout != or(tt.o.WriteTimeout, DefaultWriteTimeout) && tt.name == "defaults" {
 				t.Errorf("write timeout = %v, want %v", o.WriteTimeout, DefaultWriteTimeout)
 			}
+			if o.ReadBufferSize != connBufferSize || o.WriteBufferSize != connBufferSize ||
+				o.PipelineReadBufferSize != connBufferSize || o.PipelineWriteBufferSize != connBufferSize {
+				t.Errorf("buffers: read %d, write %d, pipeline %d/%d; want %d each (go-redis's 32/128 KiB defaults cost RSS per connection)",
+					o.ReadBufferSize, o.WriteBufferSize, o.PipelineReadBufferSize, o.PipelineWriteBufferSize, connBufferSize)
+			}
 		})
+	}
+}
+
+// TestNewClientBuffersSentinelAndCluster: the small buffers apply in every
+// mode, not only to a standalone URL.
+func TestNewClientBuffersSentinelAndCluster(t *testing.T) {
+	sentinel, err := NewClient(ClientOptions{Addrs: []string{"127.0.0.1:1"}, SentinelMaster: "mymaster"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sentinel.Close()
+	if o := sentinel.(*redis.Client).Options(); o.ReadBufferSize != connBufferSize || o.WriteBufferSize != connBufferSize {
+		t.Errorf("sentinel buffers: read %d, write %d; want %d", o.ReadBufferSize, o.WriteBufferSize, connBufferSize)
+	}
+	cluster, err := NewClient(ClientOptions{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}, Cluster: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	if o := cluster.(*redis.ClusterClient).Options(); o.ReadBufferSize != connBufferSize || o.WriteBufferSize != connBufferSize {
+		t.Errorf("cluster buffers: read %d, write %d; want %d", o.ReadBufferSize, o.WriteBufferSize, connBufferSize)
 	}
 }
 

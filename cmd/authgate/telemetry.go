@@ -12,18 +12,18 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/authgate/authgate/internal/otlpexport"
 )
 
 // Tracing is configured by the standard OpenTelemetry variables only
 // (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/).
-// These are the ones authgate reads or checks itself; the OTLP exporter
-// reads the rest of OTEL_EXPORTER_OTLP_* (headers, timeout, certificates,
-// compression) and the batch processor OTEL_BSP_*.
+// These are the ones authgate reads or checks itself; internal/otlpexport
+// reads OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, TIMEOUT, COMPRESSION and
+// CERTIFICATE, and the batch processor OTEL_BSP_*.
 var otelVariables = []string{
 	"OTEL_SDK_DISABLED",
 	"OTEL_TRACES_EXPORTER",
@@ -31,6 +31,14 @@ var otelVariables = []string{
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_PROTOCOL",
 	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+	"OTEL_EXPORTER_OTLP_HEADERS",
+	"OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+	"OTEL_EXPORTER_OTLP_TIMEOUT",
+	"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+	"OTEL_EXPORTER_OTLP_COMPRESSION",
+	"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+	"OTEL_EXPORTER_OTLP_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
 	"OTEL_SERVICE_NAME",
 	"OTEL_RESOURCE_ATTRIBUTES",
 	"OTEL_TRACES_SAMPLER",
@@ -42,9 +50,8 @@ type tracingConfig struct {
 	// enabled: an OTLP endpoint is set (or OTEL_TRACES_EXPORTER=otlp) and
 	// OTEL_SDK_DISABLED is not true.
 	enabled bool
-	// grpc: OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL=grpc; otherwise
-	// http/protobuf.
-	grpc     bool
+	// export is where and how spans are sent (OTLP/HTTP with protobuf).
+	export   otlpexport.Config
 	sampler  sdktrace.Sampler
 	resource *resource.Resource
 }
@@ -93,13 +100,14 @@ func validateTracing(getenv func(string) string) (tracingConfig, []error) {
 	}
 	switch protocol {
 	case "", "http/protobuf":
-	case "grpc":
-		tc.grpc = true
-	case "http/json":
-		add("%s: %q is not supported: use http/protobuf or grpc", protocolKey, protocol)
+	case "grpc", "http/json":
+		add("%s: %q is not supported: only http/protobuf (OTLP/HTTP with protobuf) is built in, to keep the sidecar small; use a collector's OTLP/HTTP receiver (port 4318)", protocolKey, protocol)
 	default:
-		add("%s: %q is not a protocol (want http/protobuf or grpc)", protocolKey, protocol)
+		add("%s: %q is not a protocol (want http/protobuf)", protocolKey, protocol)
 	}
+	var exportProblems []error
+	tc.export, exportProblems = otlpexport.ConfigFromEnv(getenv)
+	problems = append(problems, exportProblems...)
 	var err error
 	if tc.sampler, err = samplerFromEnv(getenv); err != nil {
 		problems = append(problems, err)
@@ -152,25 +160,14 @@ func samplerFromEnv(getenv func(string) string) (sdktrace.Sampler, error) {
 	return nil, fmt.Errorf("OTEL_TRACES_SAMPLER: %q is not one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio", name)
 }
 
-// newTracerProvider builds the SDK's TracerProvider with the OTLP exporter
-// (http/protobuf, or gRPC), or returns nil when tracing is off. The exporter reads its
-// endpoint, headers, timeout and TLS settings from OTEL_EXPORTER_OTLP_*.
+// newTracerProvider builds the SDK's TracerProvider with our OTLP/HTTP
+// protobuf exporter, or returns nil when tracing is off.
 func newTracerProvider(tc tracingConfig) (*sdktrace.TracerProvider, error) {
 	if !tc.enabled {
 		return nil, nil
 	}
-	var exp sdktrace.SpanExporter
-	var err error
-	if tc.grpc {
-		exp, err = otlptracegrpc.New(context.Background())
-	} else {
-		exp, err = otlptracehttp.New(context.Background())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create OTLP trace exporter: %w", err)
-	}
 	return sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
+		sdktrace.WithBatcher(otlpexport.New(tc.export)),
 		sdktrace.WithSampler(tc.sampler),
 		sdktrace.WithResource(tc.resource),
 	), nil

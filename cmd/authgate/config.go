@@ -604,7 +604,9 @@ Environment variables (a secret may also be given as a file with the _FILE varia
 	fmt.Fprintf(w, `
 Tracing (OpenTelemetry, off unless an OTLP endpoint is set) reads the standard variables:
   %s
-and the exporter's other OTEL_EXPORTER_OTLP_* and OTEL_BSP_* variables.
+and the batch processor's OTEL_BSP_* variables. Spans are sent over OTLP/HTTP with
+protobuf only (PROTOCOL http/protobuf); grpc and http/json are refused, to keep the
+binary small.
 `, strings.Join(otelVariables, "\n  "))
 }
 

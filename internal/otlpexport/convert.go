@@ -180,7 +180,7 @@ func value(v attribute.Value) *commonpb.AnyValue {
 	}
 	// Any other type (the API has none today): its string form, rather
 	// than dropping the attribute.
-	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.Emit()}}
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
 }
 
 func array[T any](vs []T, one func(T) *commonpb.AnyValue) *commonpb.AnyValue {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -310,5 +312,43 @@ func TestExportErrorStatus(t *testing.T) {
 	err = exp.ExportSpans(context.Background(), makeSpans(t))
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || time.Since(began) > 900*time.Millisecond {
 		t.Errorf("err = %v after %v, want a deadline error within the timeout", err, time.Since(began))
+	}
+}
+
+// TestExportCertificate: OTEL_EXPORTER_OTLP_CERTIFICATE makes a collector
+// with a private CA trusted; without it the export fails verification.
+func TestExportCertificate(t *testing.T) {
+	var got int
+	var mu sync.Mutex
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	pemPath := t.TempDir() + "/ca.pem"
+	if err := os.WriteFile(pemPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": srv.URL + "/v1/traces"}
+	cfg, problems := ConfigFromEnv(func(k string) string { return env[k] })
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if err := New(cfg).ExportSpans(context.Background(), makeSpans(t)); err == nil {
+		t.Fatal("export to an untrusted certificate succeeded")
+	}
+	env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = pemPath
+	cfg, problems = ConfigFromEnv(func(k string) string { return env[k] })
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if err := New(cfg).ExportSpans(context.Background(), makeSpans(t)); err != nil {
+		t.Fatalf("with the CA: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got != 1 {
+		t.Errorf("receiver got %d requests, want 1", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -55,12 +56,21 @@ func nginxConfig(t *testing.T, dir, listen, gate, app string) string {
 // for a server (nginx) that must be configured before it listens.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Below the kernel's ephemeral range (32768–60999 by default): a port
+	// from :0 could be taken, between this check and nginx's bind, by any
+	// listener on :0 started meanwhile (the OP, the upstream, a parallel
+	// test), and the browser would then reach that server instead.
+	for range 100 {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return ""
 }
 
 // startNginx runs Debian's nginx in the foreground with conf and stops it

@@ -45,12 +45,7 @@ func TestLoadConfigRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := validEnv()
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			setEnv(t, env)
-			cfg, err := loadConfig()
+			cfg, err := loadConfigWith(t, tt.env)
 			if len(tt.want) > 0 {
 				if err == nil {
 					t.Fatalf("loadConfig() error = nil, want %q", tt.want)

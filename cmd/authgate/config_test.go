@@ -25,6 +25,17 @@ func setEnv(t *testing.T, env map[string]string) {
 	}
 }
 
+// loadConfigWith loads the configuration of validEnv with extra set over it.
+func loadConfigWith(t *testing.T, extra map[string]string) (*Config, error) {
+	t.Helper()
+	env := validEnv()
+	for k, v := range extra {
+		env[k] = v
+	}
+	setEnv(t, env)
+	return loadConfig()
+}
+
 func validEnv() map[string]string {
 	return map[string]string{
 		"AUTHGATE_UPSTREAM":        "http://127.0.0.1:8080",
@@ -240,11 +251,7 @@ func TestLoadConfigClientAuthMethod(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := validEnv()
-			env["AUTHGATE_CLIENT_AUTH_METHOD"] = tt.method
-			env["AUTHGATE_CLIENT_SECRET"] = tt.secret
-			setEnv(t, env)
-			cfg, err := loadConfig()
+			cfg, err := loadConfigWith(t, map[string]string{"AUTHGATE_CLIENT_AUTH_METHOD": tt.method, "AUTHGATE_CLIENT_SECRET": tt.secret})
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("loadConfig: %v", err)

@@ -55,12 +55,7 @@ func TestAccessConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := validEnv()
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			setEnv(t, env)
-			cfg, err := loadConfig()
+			cfg, err := loadConfigWith(t, tt.env)
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("loadConfig: %v", err)

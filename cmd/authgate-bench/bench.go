@@ -86,6 +86,9 @@ type target struct {
 	// cookie is the Cookie header of a session logged in at start (peers).
 	cookie string
 	about  string // how it is configured, for the report
+	// heapURL is authgate's /debug/pprof/heap on its internal listener
+	// (AUTHGATE_PPROF): after each run the report splits its memory.
+	heapURL string
 }
 
 const (
@@ -440,6 +443,9 @@ func (b *bench) startAuthgate(ctx context.Context, inst *instance, clientSecret 
 		"AUTHGATE_COOKIE_SECURE=false",
 		"AUTHGATE_SCOPES=openid,email,profile,groups,offline_access",
 		"AUTHGATE_LOG_LEVEL="+b.cfg.logLevel,
+		// Only to read runtime.MemStats after each run (memorySplit);
+		// the handlers do nothing until asked.
+		"AUTHGATE_PPROF=true",
 	)
 	env = append(env, inst.env...)
 	env = append(env, b.cfg.authgateEnv...)

@@ -51,12 +51,16 @@ type runResult struct {
 	auxCPUPerOp  float64 // µs of its aux process (redis-server); NaN when none
 	peakRSSKiB   int64
 	peakIsRunMax bool // VmHWM was reset before the run
-	newConns     int64
-	upstreamReqs int64
-	statusErrors int64
-	socketErrors int64
-	idp          map[string]int64 // IdP calls during the run
-	err          string
+	// endAnonKiB and endFileKiB split the resident set right after the
+	// load (RssAnon, RssFile); mem is authgate's runtime.MemStats then.
+	endAnonKiB, endFileKiB int64
+	mem                    *memStats
+	newConns               int64
+	upstreamReqs           int64
+	statusErrors           int64
+	socketErrors           int64
+	idp                    map[string]int64 // IdP calls during the run
+	err                    string
 }
 
 // caseResult is a case with all its runs.
@@ -136,7 +140,7 @@ func (b *bench) peerTargets() []*target {
 
 // authgateTarget is the authgate side of a case.
 func authgateTarget(inst *instance) *target {
-	return &target{name: targetAuthgate, base: inst.base(), proc: inst.child, idp: inst.idp}
+	return &target{name: targetAuthgate, base: inst.base(), proc: inst.child, idp: inst.idp, heapURL: "http://" + inst.internal + "/debug/pprof/heap?debug=1"}
 }
 
 // isBare reports whether t is one of the bare proxies, which forward
@@ -561,6 +565,15 @@ func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) r
 		}
 	}
 	r.peakRSSKiB = after.hwmKiB
+	r.endAnonKiB, r.endFileKiB = after.anonKiB, after.fileKiB
+	if t.heapURL != "" {
+		// Read after the numbers above: it stops the world briefly.
+		if m, err := fetchMemStats(ctx, t.heapURL); err == nil {
+			r.mem = &m
+		} else {
+			fmt.Fprintf(b.stderr, "[%s] run %d %s: memory split: %v\n", c.name, run, t.name, err)
+		}
+	}
 	r.newConns = upAfter.NewConns - upBefore.NewConns
 	r.upstreamReqs = upAfter.Requests - upBefore.Requests
 	r.idp = since(idpBefore, idpAfter)

@@ -424,3 +424,36 @@ func TestParseInitTrace(t *testing.T) {
 		t.Errorf("parseInitTrace = %+v", got)
 	}
 }
+
+func TestParseMemStats(t *testing.T) {
+	profile := `heap profile: 1: 2 [3: 4] @ heap/1048576
+1: 2 [3: 4] @ 0x1 0x2
+
+# runtime.MemStats
+# Alloc = 3000000
+# HeapIdle = 5242880
+# HeapReleased = 1048576
+# HeapInuse = 4194304
+# HeapObjects = 12345
+# StackInuse = 1048576
+# MSpanSys = 100
+# MCacheSys = 20
+# BuckHashSys = 3
+# GCSys = 2097152
+# OtherSys = 7
+# NextGC = 8388608
+# NumGC = 42
+# Stack = 1048576 / 1048576
+`
+	got, err := parseMemStats(strings.NewReader(profile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := memStats{heapInuse: 4194304, heapIdle: 4194304, stackInuse: 1048576, gcSys: 2097152, otherSys: 130, nextGC: 8388608, numGC: 42, heapObjects: 12345}
+	if got != want {
+		t.Errorf("parseMemStats = %+v, want %+v", got, want)
+	}
+	if _, err := parseMemStats(strings.NewReader("heap profile: nothing\n")); err == nil {
+		t.Error("parseMemStats of a profile without MemStats: want an error")
+	}
+}

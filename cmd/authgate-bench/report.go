@@ -150,6 +150,7 @@ func (r *report) render(w io.Writer) {
 	p("\n")
 
 	r.renderIdle(w)
+	r.renderMemorySplit(w)
 	r.renderIncluded(w, "Soak", r.soak, "`go run ./cmd/authgate-bench -soak 10m -out deploy/bench/SOAK.md` has not been run on this tree.")
 	r.renderIncluded(w, "Analysis", r.notes, "")
 	r.renderRuns(w)
@@ -628,3 +629,44 @@ func mdEscape(s string) string {
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
 func nan() float64 { return math.NaN() }
+
+// renderMemorySplit explains authgate's peak RSS per case: the resident
+// set right after the load, split into file pages (code) and anonymous
+// memory, and the anonymous part by what the Go runtime holds it for.
+func (r *report) renderMemorySplit(w io.Writer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	var rows []string
+	for _, c := range r.cases {
+		var worst *runResult
+		for i := range c.runs {
+			run := &c.runs[i]
+			if run.target != targetAuthgate || run.err != "" || run.mem == nil {
+				continue
+			}
+			if worst == nil || run.peakRSSKiB > worst.peakRSSKiB {
+				worst = run
+			}
+		}
+		if worst == nil {
+			continue
+		}
+		m := worst.mem
+		rows = append(rows, fmt.Sprintf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |",
+			c.name, mib(worst.peakRSSKiB), mib(worst.endFileKiB), mib(worst.endAnonKiB),
+			mibBytes(m.heapInuse), mibBytes(m.heapIdle), mibBytes(m.stackInuse), mibBytes(m.gcSys), mibBytes(m.otherSys),
+			mibBytes(m.nextGC), m.numGC))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("## Where the peak goes\n\n")
+	p("authgate's run with the highest peak in each case. Right after the load: the resident set's file pages (the executable's code and data it has touched) and anonymous memory, and, from `runtime.MemStats` (read from `/debug/pprof/heap?debug=1` on the internal listener, `AUTHGATE_PPROF=true`), what the Go runtime holds: heap spans in use (live objects and garbage not yet swept), free heap spans not yet returned to the OS, goroutine stacks, GC metadata and the rest of the runtime's own memory. The GC target is the heap size at which the next collection starts (twice the live heap with GOGC=100).\n\n")
+	p("| case | peak RSS MiB | file MiB | anonymous MiB | heap in use | heap free, kept | stacks | GC metadata | runtime other | GC target MiB | GCs so far |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range rows {
+		p("%s\n", row)
+	}
+	p("\n")
+}
+
+func mibBytes(b int64) float64 { return float64(b) / (1 << 20) }

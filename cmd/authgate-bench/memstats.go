@@ -58,8 +58,15 @@ func parseMemStats(r io.Reader) (memStats, error) {
 		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseInt(value, 10, 64); err == nil {
+		// "Stack = 1 / 2", "MSpan = 1 / 2", "MCache = 1 / 2" are in use / obtained.
+		inuse, sys, pair := strings.Cut(value, " / ")
+		if n, err := strconv.ParseInt(inuse, 10, 64); err == nil {
 			v[name] = n
+			if pair {
+				if n, err := strconv.ParseInt(sys, 10, 64); err == nil {
+					v[name+"Sys"] = n
+				}
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -71,7 +78,7 @@ func parseMemStats(r io.Reader) (memStats, error) {
 	return memStats{
 		heapInuse:   v["HeapInuse"],
 		heapIdle:    v["HeapIdle"] - v["HeapReleased"],
-		stackInuse:  v["StackInuse"],
+		stackInuse:  v["Stack"],
 		gcSys:       v["GCSys"],
 		otherSys:    v["MSpanSys"] + v["MCacheSys"] + v["BuckHashSys"] + v["OtherSys"],
 		nextGC:      v["NextGC"],

@@ -435,9 +435,9 @@ func TestParseMemStats(t *testing.T) {
 # HeapReleased = 1048576
 # HeapInuse = 4194304
 # HeapObjects = 12345
-# StackInuse = 1048576
-# MSpanSys = 100
-# MCacheSys = 20
+# Stack = 1048576 / 1081344
+# MSpan = 90 / 100
+# MCache = 10 / 20
 # BuckHashSys = 3
 # GCSys = 2097152
 # OtherSys = 7

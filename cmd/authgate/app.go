@@ -23,6 +23,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/authgate/authgate/internal/codetrim"
 	"github.com/authgate/authgate/internal/secretfile"
 	"github.com/authgate/authgate/proxy"
 	"github.com/authgate/authgate/proxy/idp"
@@ -322,6 +323,29 @@ func NewMain(cfg *Config, o MainOptions) (_ *Main, retErr error) {
 	return m, nil
 }
 
+// releaseStartupPages waits until the provider is discovered (the last
+// start-up work), then unmaps the executable's pages that start-up touched
+// (internal/codetrim): about 4 MiB of RSS that the request path would
+// never use again.
+func (m *Main) releaseStartupPages(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !m.provider.Ready() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	st, err := codetrim.Release()
+	if err != nil {
+		m.log.Debug("start-up pages not released", "err", err)
+		return
+	}
+	m.log.Debug("released start-up pages", "mappings", st.Mappings,
+		"file_rss_kib_before", st.FileBefore>>10, "file_rss_kib_after", st.FileAfter>>10)
+}
+
 // ProxyAddr is the address the proxy listens on.
 func (m *Main) ProxyAddr() string { return m.proxyLn.Addr().String() }
 
@@ -358,6 +382,7 @@ func (m *Main) Run(ctx context.Context) error {
 		"trusted_proxies", m.cfg.TrustedProxies, "routes", m.cfg.routes.Labels(), "tracing", m.tracer != nil, "access_log", m.cfg.AccessLog,
 		"policy", len(m.cfg.AllowedEmails)+len(m.cfg.AllowedEmailDomains)+len(m.cfg.AllowedGroups) > 0)
 	close(m.ready)
+	go m.releaseStartupPages(discoveryCtx)
 
 	var serveErr error
 	select {

@@ -397,6 +397,7 @@ func (b *bench) startAuthgates(ctx context.Context) error {
 		}
 	}
 	for _, inst := range b.instanceList() {
+		settle(ctx)
 		if s, err := readProc(inst.child.pid()); err == nil {
 			inst.idleRSSKiB = s.rssKiB
 			inst.idleSplit = s
@@ -411,6 +412,7 @@ func (b *bench) startAuthgates(ctx context.Context) error {
 		if inst.cookie, err = br.sessionCookie(inst.base()); err != nil {
 			return fmt.Errorf("log in to authgate-%s: %w", inst.name, err)
 		}
+		settle(ctx)
 		if s, err := readProc(inst.child.pid()); err == nil {
 			inst.idleAfterLogin = s.rssKiB
 		}
@@ -527,6 +529,18 @@ func (b *bench) stopAll() {
 	}
 	b.idp.close()
 	b.refreshIdP.close()
+}
+
+// idleSettle is how long every process is left alone before its idle RSS
+// is read: start-up work in the background has finished by then (authgate
+// releases its start-up pages once discovery is done; internal/codetrim).
+const idleSettle = 2 * time.Second
+
+func settle(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(idleSettle):
+	}
 }
 
 // idleRSS samples every process after start and one login, before load.

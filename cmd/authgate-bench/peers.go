@@ -392,6 +392,7 @@ func (b *bench) startPeer(ctx context.Context, pp *plannedPeer, idp *benchIdP) (
 		t.proc.stop()
 		return nil, fmt.Errorf("start %s: %w (log in %s)", procName, err, s.dir)
 	}
+	settle(ctx)
 	if st, err := readTree(t.proc.pid()); err == nil {
 		t.proc.idleStartKiB, t.proc.idleSplit = st.rssKiB, st
 	}
@@ -408,6 +409,7 @@ func (b *bench) startPeer(ctx context.Context, pp *plannedPeer, idp *benchIdP) (
 		t.proc.stop()
 		return nil, fmt.Errorf("log in to %s: %w", procName, err)
 	}
+	settle(ctx)
 	if st, err := readTree(t.proc.pid()); err == nil {
 		t.proc.idleAfterLoginKiB = st.rssKiB
 	}

@@ -414,7 +414,7 @@ func idpCounts(m map[string]int64) string {
 
 func (r *report) renderIdle(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("## Idle memory\n\nVmRSS before any load: right after the process answers, and again after one login (proxies that sign in). ")
+	p("## Idle memory\n\nVmRSS before any load: 2 s after the process answers, and again 2 s after one login (proxies that sign in); every process gets the same 2 s to finish its start-up work. ")
 	p("The resident set splits into anonymous memory (heap, stacks, runtime) and file pages (the mapped executable: the code and read-only data the process has touched, plus the pages the kernel maps around each fault).\n\n")
 	p("| process | after start MiB | of which anonymous | of which file | after one login MiB |\n|---|---:|---:|---:|---:|\n")
 	for _, i := range r.idle {

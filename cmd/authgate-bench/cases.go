@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -572,6 +573,13 @@ func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) r
 			r.mem = &m
 		} else {
 			fmt.Fprintf(b.stderr, "[%s] run %d %s: memory split: %v\n", c.name, run, t.name, err)
+		}
+		if b.cfg.keep {
+			// For go tool pprof -sample_index=inuse_space.
+			name := filepath.Join(b.tmp, fmt.Sprintf("heap-%s-%d.pb.gz", c.name, run))
+			if err := saveURL(ctx, strings.TrimSuffix(t.heapURL, "?debug=1"), name); err != nil {
+				fmt.Fprintf(b.stderr, "[%s] run %d %s: heap profile: %v\n", c.name, run, t.name, err)
+			}
 		}
 	}
 	r.newConns = upAfter.NewConns - upBefore.NewConns

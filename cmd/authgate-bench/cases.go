@@ -538,7 +538,21 @@ func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) r
 	}
 	idpBefore := t.idp.snapshot()
 
+	var cpuProfile chan error
+	if b.cfg.keep && t.heapURL != "" {
+		// A CPU profile of the run, for go tool pprof.
+		cpuProfile = make(chan error, 1)
+		url := strings.Replace(strings.TrimSuffix(t.heapURL, "?debug=1"), "/heap", "/profile", 1) +
+			fmt.Sprintf("?seconds=%d", max(1, int(b.cfg.duration.Seconds())-1))
+		name := filepath.Join(b.tmp, fmt.Sprintf("cpu-%s-%d.pb.gz", c.name, run))
+		go func() { cpuProfile <- saveURL(ctx, url, name) }()
+	}
 	res, err := c.drive(ctx, t, b.cfg.duration)
+	if cpuProfile != nil {
+		if err := <-cpuProfile; err != nil {
+			fmt.Fprintf(b.stderr, "[%s] run %d %s: CPU profile: %v\n", c.name, run, t.name, err)
+		}
+	}
 
 	idpAfter := t.idp.snapshot()
 	if err != nil {

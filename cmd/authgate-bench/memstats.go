@@ -90,7 +90,7 @@ func parseMemStats(r io.Reader) (memStats, error) {
 
 // saveURL writes what url answers to the file name.
 func saveURL(ctx context.Context, url, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

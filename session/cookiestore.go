@@ -1,9 +1,11 @@
 package session
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +45,17 @@ type CookieStore struct {
 	now     func() time.Time
 	cache   *openCache // nil: no cache
 	observe func(int)  // nil: none
+	// lastSealed is the most recent session sealed, by its encoding: see
+	// Save.
+	lastSealed atomic.Pointer[sealedSession]
+}
+
+// sealedSession remembers one sealed session: the key set that sealed it,
+// the SHA-256 of its encoding and the sealed value.
+type sealedSession struct {
+	keys  *keySet
+	sum   [sha256.Size]byte
+	value string
 }
 
 var _ Store = (*CookieStore)(nil)
@@ -139,9 +152,26 @@ func (s *CookieStore) Save(w http.ResponseWriter, r *http.Request, sess *Session
 	// Compressed (format version 2): an enterprise session whose tokens
 	// carry hundreds of groups shrinks several-fold, enough to stay under
 	// the 8 KB request-header limits of common ingresses.
-	v, err := s.sealer.sealCompressed(s.aad, Encode(sess))
-	if err != nil {
-		return fmt.Errorf("seal session: %w", err)
+	//
+	// After a refresh, every request that still carries the old cookie
+	// within the grace window gets the same refreshed session to save (a
+	// page's requests in flight, or a client that ignores Set-Cookie):
+	// sealing it again would compress and encrypt the same bytes each
+	// time, so the last value sealed is reused when the encoding and key
+	// set are unchanged. Same plaintext, same key: giving two responses the
+	// same ciphertext reveals nothing.
+	pt := Encode(sess)
+	sum := sha256.Sum256(pt)
+	ks := s.sealer.current()
+	var v string
+	if last := s.lastSealed.Load(); last != nil && last.keys == ks && last.sum == sum {
+		v = last.value
+	} else {
+		var err error
+		if v, err = ks.sealCompressed(s.aad, pt); err != nil {
+			return fmt.Errorf("seal session: %w", err)
+		}
+		s.lastSealed.Store(&sealedSession{keys: ks, sum: sum, value: v})
 	}
 	if s.observe != nil {
 		s.observe(len(v))

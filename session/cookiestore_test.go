@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -560,5 +561,44 @@ func BenchmarkCookieStoreLoadNoCookie(b *testing.B) {
 		if _, err := s.Load(r); !errors.Is(err, ErrNotFound) {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCookieStoreSaveReusesSealedValue: saving the same session again (the
+// refresh grace window) gives the same value without sealing it anew; a
+// changed session or a new key gives a new value, and every value opens.
+func TestCookieStoreSaveReusesSealedValue(t *testing.T) {
+	clk := newClock()
+	s := newStore(t, clk, testKey(1))
+	sess := fullSession(clk.Now())
+	first := saved(t, s, sess)
+	again := saved(t, s, sess)
+	if !maps.Equal(first, again) {
+		t.Error("saving the same session twice gave different cookies")
+	}
+	changed := *sess
+	changed.AccessToken = "another-access-token"
+	other := saved(t, s, &changed)
+	if maps.Equal(first, other) {
+		t.Error("a changed session was given the previous cookie")
+	}
+	if got, err := s.Load(other.request()); err != nil || got.AccessToken != changed.AccessToken {
+		t.Errorf("Load of the changed session = %v, %v", got, err)
+	}
+	if err := s.sealer.SetKeys([][]byte{testKey(2), testKey(1)}); err != nil {
+		t.Fatal(err)
+	}
+	rotated := saved(t, s, &changed)
+	if maps.Equal(rotated, other) {
+		t.Error("after a key rotation the session was given the cookie sealed with the old key")
+	}
+	for name, b := range map[string]browser{"first": first, "again": again, "rotated": rotated} {
+		if got, err := s.Load(b.request()); err != nil || got.ID != sess.ID {
+			t.Errorf("Load(%s) = %v, %v", name, got, err)
+		}
+	}
+	only2 := newStore(t, clk, testKey(2))
+	if _, err := only2.Load(rotated.request()); err != nil {
+		t.Errorf("the value saved after the rotation does not open with the new key alone: %v", err)
 	}
 }

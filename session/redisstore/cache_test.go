@@ -43,7 +43,7 @@ type cachingReplica struct {
 
 // startCachingReplica runs a replica on a client made from o until the
 // test ends, and waits until its feed is healthy.
-func startCachingReplica(t *testing.T, o ClientOptions, now func() time.Time, ttl time.Duration) *cachingReplica {
+func startCachingReplica(t testing.TB, o ClientOptions, now func() time.Time, ttl time.Duration) *cachingReplica {
 	t.Helper()
 	c, err := NewClient(o)
 	if err != nil {

@@ -37,11 +37,11 @@ const (
 // Revocations shares a session.RevocationList between replicas through
 // Redis: sign-outs and back-channel logouts end sessions on every replica,
 // whatever the store. With the Redis store, its health also gates the
-// Store's local cache (Options.Feed). Each revocation is stored in a sorted set until its
-// Until, so replicas that start or reconnect later still learn it, and is
-// published on a channel so running replicas learn it at once. Both use
-// the key "<prefix>revocations". The zero value is not usable: use
-// NewRevocations. A Revocations is safe for concurrent use.
+// Store's local cache (Options.Feed). Each revocation is stored in a
+// sorted set until its Until, so replicas that start or reconnect later
+// still learn it, and is published on a channel so running replicas learn
+// it at once. Both use the key "<prefix>revocations". The zero value is
+// not usable: use NewRevocations. A Revocations is safe for concurrent use.
 type Revocations struct {
 	client  redis.UniversalClient
 	list    *session.RevocationList

@@ -535,11 +535,15 @@ func newRedis(cfg *Config, cookie session.CookieOptions, sealer *session.Sealer,
 	if err != nil {
 		return nil, nil, fmt.Errorf("configure Redis: %w", err)
 	}
-	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Sealer: sealer, Now: now, Logger: logger, CacheTTL: cfg.RedisCacheTTL})
+	// The feed gates the store's cache: cached sessions are served only
+	// while revocations from the other replicas are arriving.
+	feed := redisstore.NewRevocations(client, revocations, redisstore.DefaultPrefix, logger)
+	store, err := redisstore.New(redisstore.Options{Client: client, Cookie: cookie, Sealer: sealer, Now: now, Logger: logger,
+		CacheTTL: cfg.RedisCacheTTL, Feed: feed})
 	if err != nil {
 		return nil, nil, fmt.Errorf("configure Redis session store: %w", err)
 	}
-	return store, redisstore.NewRevocations(client, revocations, redisstore.DefaultPrefix, logger), nil
+	return store, feed, nil
 }
 
 // redisClientOptions are the Redis connection settings of cfg.

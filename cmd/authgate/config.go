@@ -97,7 +97,7 @@ type Config struct {
 	RedisPasswordFile   string        `envconfig:"AUTHGATE_REDIS_PASSWORD_FILE" desc:"file holding AUTHGATE_REDIS_PASSWORD; re-read when it changes"`
 	RedisDB             int           `envconfig:"AUTHGATE_REDIS_DB" default:"0" desc:"database number with Sentinel (a URL carries its own)"`
 	RedisTLS            bool          `envconfig:"AUTHGATE_REDIS_TLS" default:"false" desc:"use TLS to AUTHGATE_REDIS_ADDRS (rediss:// implies it)"`
-	RedisCacheTTL       time.Duration `envconfig:"AUTHGATE_REDIS_CACHE_TTL" default:"0s" desc:"how long a replica may reuse a session it read from Redis (0: every request reads Redis); see the README for the trade-off"`
+	RedisCacheTTL       time.Duration `envconfig:"AUTHGATE_REDIS_CACHE_TTL" default:"1s" desc:"how long a replica may reuse a session it read from Redis, at most 1m, only while its revocation feed is up (0: every request reads Redis); see the README for the guarantee"`
 	RedisCAFile         string        `envconfig:"AUTHGATE_REDIS_CA_FILE" desc:"PEM bundle trusted for Redis TLS in addition to the system roots; re-read when it changes"`
 
 	TraceTrustClient string `envconfig:"AUTHGATE_TRACE_TRUST_CLIENT" default:"trusted-proxies" desc:"whose W3C traceparent is continued: never, trusted-proxies (peers in AUTHGATE_TRUSTED_PROXIES) or always; an untrusted one is dropped (tracing is configured by the standard OTEL_* variables)"`

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // setEnv clears every AUTHGATE_ variable and sets env.
@@ -217,6 +218,44 @@ func TestUnknownCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"bogus"}, &stdout, &stderr); code != 2 {
 		t.Errorf("exit code %d, want 2", code)
+	}
+}
+
+// TestLoadConfigRedisCacheTTL: the session cache is on for a second by
+// default, 0 turns it off, and values outside 0 to 1m are refused by name.
+func TestLoadConfigRedisCacheTTL(t *testing.T) {
+	for _, tt := range []struct {
+		value string // "" leaves the variable unset
+		want  time.Duration
+		err   string
+	}{
+		{value: "", want: time.Second},
+		{value: "0s", want: 0},
+		{value: "0", want: 0},
+		{value: "250ms", want: 250 * time.Millisecond},
+		{value: "1m", want: time.Minute},
+		{value: "61s", err: "AUTHGATE_REDIS_CACHE_TTL: 1m1s is outside 0 to 1m"},
+		{value: "-1s", err: "AUTHGATE_REDIS_CACHE_TTL: -1s is outside 0 to 1m"},
+	} {
+		t.Run("value "+tt.value, func(t *testing.T) {
+			extra := map[string]string{}
+			if tt.value != "" {
+				extra["AUTHGATE_REDIS_CACHE_TTL"] = tt.value
+			}
+			cfg, err := loadConfigWith(t, extra)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("loadConfig = %v, want an error containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			if cfg.RedisCacheTTL != tt.want {
+				t.Errorf("RedisCacheTTL = %v, want %v", cfg.RedisCacheTTL, tt.want)
+			}
+		})
 	}
 }
 

@@ -306,6 +306,12 @@ func TestRedisSentinelFailover(t *testing.T) {
 
 	set.Master.Kill()
 	start := time.Now()
+	// a cached the session at login (AUTHGATE_REDIS_CACHE_TTL, 1s by
+	// default) and may serve it until its revocation feed notices the
+	// master is gone; from then on it reads Redis until the feed is back.
+	redistest.Eventually(t, recoveryWait, "a's revocation feed notices", func() bool {
+		return strings.Contains(r.a.logs.String(), "revocation feed interrupted")
+	})
 	codes := make(map[int]int)
 	redistest.Eventually(t, recoveryWait, "session works after failover", func() bool {
 		code, _, _ := send(t, "GET", r.a.URL+"/during", cookie, apiHeader)

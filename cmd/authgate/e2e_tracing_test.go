@@ -614,6 +614,9 @@ func TestTracingRedis(t *testing.T) {
 		withEnv("AUTHGATE_REDIS_URL", srv.URL()))...)
 	b := newBrowser(t)
 	readBody(t, b.signIn(g, g.URL+"/"))
+	// Past the session cache (AUTHGATE_REDIS_CACHE_TTL, 1s), which holds
+	// the session since login: this load reads Redis.
+	g.clock.Advance(2 * time.Second)
 	readBody(t, b.request("GET", g.URL+"/r1", map[string]string{"Accept": "application/json"}))
 	req := rcv.waitSpan(t, "the request", func(s *tracepb.Span) bool {
 		return s.GetName() == "GET" && spanAttr(s, "url.path").GetStringValue() == "/r1"

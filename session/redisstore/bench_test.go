@@ -24,6 +24,23 @@ func BenchmarkLoad(b *testing.B) {
 	}
 }
 
+// BenchmarkLoadCached is BenchmarkLoad with the local cache on (1s, the
+// default) and the revocation feed running: the session is served from
+// memory after the first read, checked against the revocation list.
+func BenchmarkLoadCached(b *testing.B) {
+	srv := redistest.Start(b)
+	r := startCachingReplica(b, ClientOptions{URL: srv.URL()}, nil, time.Second)
+	cookies := save(b, r.st, testSession("bench", time.Now()), nil)
+	req := request(cookies)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.st.Load(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(r.gets.n.Load())/float64(b.N), "redis-gets/op")
+}
+
 // BenchmarkSaveRefresh measures a refresh Save that reuses the ticket:
 // two index updates and one SET XX, no cookie.
 func BenchmarkSaveRefresh(b *testing.B) {

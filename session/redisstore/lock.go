@@ -121,6 +121,7 @@ func (s *Store) WaitForRefresh(ctx context.Context, r *http.Request, old *sessio
 		// session is coming.
 		var held *redis.IntCmd
 		var get *redis.StringCmd
+		gen := s.cache.generation()
 		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			held = p.Exists(ctx, lock)
 			get = p.Get(ctx, key)
@@ -139,7 +140,7 @@ func (s *Store) WaitForRefresh(ctx context.Context, r *http.Request, old *sessio
 			return nil, err
 		}
 		if refreshed(old, sess) {
-			s.cache.put(t, sess)
+			s.cache.put(t, sess, gen)
 			return sess, nil
 		}
 		if held.Val() == 0 {

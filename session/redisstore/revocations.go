@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,12 +35,13 @@ const (
 )
 
 // Revocations shares a session.RevocationList between replicas through
-// Redis, for the sealed-cookie store (with the Redis store, sessions are
-// deleted instead). Each revocation is stored in a sorted set until its
-// Until, so replicas that start or reconnect later still learn it, and is
-// published on a channel so running replicas learn it at once. Both use
-// the key "<prefix>revocations". The zero value is not usable: use
-// NewRevocations. A Revocations is safe for concurrent use.
+// Redis: sign-outs and back-channel logouts end sessions on every replica,
+// whatever the store. With the Redis store, its health also gates the
+// Store's local cache (Options.Feed). Each revocation is stored in a
+// sorted set until its Until, so replicas that start or reconnect later
+// still learn it, and is published on a channel so running replicas learn
+// it at once. Both use the key "<prefix>revocations". The zero value is
+// not usable: use NewRevocations. A Revocations is safe for concurrent use.
 type Revocations struct {
 	client  redis.UniversalClient
 	list    *session.RevocationList
@@ -47,6 +49,10 @@ type Revocations struct {
 	log     *slog.Logger
 	now     func() time.Time
 	healthy atomic.Bool
+
+	// mu orders changes of health with the watchers they are told to.
+	mu       sync.Mutex
+	watchers []func(healthy bool)
 }
 
 // NewRevocations returns a Revocations that adds what it learns to list.
@@ -125,9 +131,33 @@ func (v *Revocations) Publish(ctx context.Context, rev session.Revocation) error
 }
 
 // Healthy reports whether Run is subscribed and has loaded the stored
-// revocations: while false, revocations published elsewhere may not have
-// reached this replica yet.
+// revocations since it last (re)subscribed: while false, revocations
+// published elsewhere may not have reached this replica yet, and a Store
+// with this feed serves nothing from its cache.
 func (v *Revocations) Healthy() bool { return v.healthy.Load() }
+
+// setHealthy records the feed's health and, when it changed, tells every
+// watcher before returning: a Store's cache is emptied before anything
+// else can happen on this feed.
+func (v *Revocations) setHealthy(healthy bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.healthy.Load() == healthy {
+		return
+	}
+	v.healthy.Store(healthy)
+	for _, w := range v.watchers {
+		w(healthy)
+	}
+}
+
+// watch calls f with the current health now and with every change later.
+func (v *Revocations) watch(f func(healthy bool)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.watchers = append(v.watchers, f)
+	f(v.healthy.Load())
+}
 
 // Run receives revocations until ctx ends. It subscribes, then loads every
 // stored revocation into the list (in that order, so none published in
@@ -138,7 +168,7 @@ func (v *Revocations) Run(ctx context.Context) {
 	backoff := feedMinBackoff
 	for {
 		synced, err := v.follow(ctx)
-		v.healthy.Store(false)
+		v.setHealthy(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -179,7 +209,7 @@ func (v *Revocations) follow(ctx context.Context) (synced bool, err error) {
 	if err := v.load(ctx); err != nil {
 		return false, err
 	}
-	v.healthy.Store(true)
+	v.setHealthy(true)
 
 	pinged := false
 	for {
@@ -205,12 +235,16 @@ func (v *Revocations) follow(ctx context.Context) (synced bool, err error) {
 			}
 			v.list.Add(rev)
 		case *redis.Subscription:
-			// go-redis resubscribed on a new connection by itself:
-			// messages sent meanwhile were lost, read them back.
+			// go-redis resubscribed on a new connection by itself (it
+			// does so after a failed read, or when the server hands the
+			// connection over): messages sent meanwhile were lost. Not
+			// healthy until they are read back.
 			if m.Kind == "subscribe" {
+				v.setHealthy(false)
 				if err := v.load(ctx); err != nil {
 					return true, err
 				}
+				v.setHealthy(true)
 			}
 		}
 	}

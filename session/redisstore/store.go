@@ -81,19 +81,27 @@ type Options struct {
 	// written without reading Redis again, so that a burst of requests costs
 	// one read; zero reads Redis on every Load. Within it, a session another
 	// replica refreshed is served with its previous tokens (still valid: a
-	// refresh happens before expiry), and one another replica deleted still
-	// opens here. Deleting is not how sessions are ended, though: sign-out
-	// and back-channel logout also revoke them, and revocations reach every
-	// replica at once through Revocations. Reload always reads Redis.
+	// refresh happens before expiry). Sessions are ended by revoking them
+	// (sign-out, back-channel logout), and a cached session that Feed's list
+	// revokes is never served: Load reads Redis instead. The cache serves
+	// and stores sessions only while Feed is healthy, and is emptied the
+	// moment Feed drops, so a session ended while this replica could not
+	// hear it is read from Redis again. A replica whose feed is cut off
+	// without noticing may serve a session it read less than CacheTTL ago.
+	// Reload always reads Redis. A CacheTTL above zero requires Feed.
 	CacheTTL time.Duration
+	// Feed is this replica's revocation feed (its Run must be running),
+	// which gates the cache; see CacheTTL. Unused when CacheTTL is zero.
+	Feed *Revocations
 }
 
 // Store is a session.Store in Redis. Load reads Redis unless the session is
-// in the short local cache (Options.CacheTTL); Reload always reads it. The zero value is
-// not usable: use New. A Store is safe for concurrent use.
+// in the short local cache (Options.CacheTTL); Reload always reads it. The
+// zero value is not usable: use New. A Store is safe for concurrent use.
 type Store struct {
 	client  redis.UniversalClient
 	cache   *localCache
+	revoked func(*session.Session) bool // Feed's list, for cache hits
 	cookies *session.Cookies
 	sealer  *session.Sealer
 	prefix  string
@@ -128,8 +136,11 @@ func New(o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.CacheTTL > 0 && o.Feed == nil {
+		return nil, errors.New("redisstore: Options.CacheTTL needs Options.Feed: the cache is only safe while revocations arrive")
+	}
 	o.Cookie.Now = o.Now
-	return &Store{
+	s := &Store{
 		client:  o.Client,
 		cache:   newLocalCache(o.CacheTTL, o.Now),
 		cookies: session.NewCookies(o.Cookie),
@@ -137,7 +148,12 @@ func New(o Options) (*Store, error) {
 		prefix:  o.Prefix,
 		now:     o.Now,
 		log:     o.Logger,
-	}, nil
+	}
+	if s.cache != nil {
+		s.revoked = o.Feed.list.Revoked
+		o.Feed.watch(s.cache.setLive)
+	}
+	return s, nil
 }
 
 // Cookies returns the ticket cookie, so the proxy can strip it from
@@ -159,7 +175,11 @@ func (s *Store) Load(r *http.Request) (*session.Session, error) {
 		return nil, errExpired
 	}
 	if sess, ok := s.cache.get(t); ok {
-		return sess, nil
+		if !s.revoked(sess) {
+			return sess, nil
+		}
+		// Ended elsewhere: Redis has the truth (usually: gone).
+		s.cache.remove(t.id)
 	}
 	return s.fetch(r, t)
 }
@@ -180,6 +200,7 @@ func (s *Store) Reload(r *http.Request) (*session.Session, error) {
 
 // fetch reads and opens the session t names, and caches it.
 func (s *Store) fetch(r *http.Request, t ticket) (*session.Session, error) {
+	gen := s.cache.generation()
 	v, err := s.client.Get(r.Context(), s.sessionKey(t.id)).Result()
 	if errors.Is(err, redis.Nil) {
 		s.cache.remove(t.id)
@@ -192,7 +213,7 @@ func (s *Store) fetch(r *http.Request, t ticket) (*session.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cache.put(t, sess)
+	s.cache.put(t, sess, gen)
 	return sess, nil
 }
 
@@ -239,6 +260,7 @@ func (s *Store) Save(w http.ResponseWriter, r *http.Request, sess *session.Sessi
 			return fmt.Errorf("redisstore: save session: %w", err)
 		}
 	}
+	gen := s.cache.generation()
 	if err := s.index(ctx, sess, now); err != nil {
 		return fmt.Errorf("redisstore: save session: %w", err)
 	}
@@ -262,7 +284,7 @@ func (s *Store) Save(w http.ResponseWriter, r *http.Request, sess *session.Sessi
 	} else if err := s.client.Set(ctx, key, value, ttl).Err(); err != nil {
 		return fmt.Errorf("redisstore: save session: %w", err)
 	}
-	s.cache.put(t, sess)
+	s.cache.put(t, sess, gen)
 	if !writeCookie {
 		return nil
 	}

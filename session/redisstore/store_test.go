@@ -563,6 +563,7 @@ func TestNewErrors(t *testing.T) {
 		{name: "no keys", o: Options{Client: c}, want: "no sealing keys"},
 		{name: "short key", o: Options{Client: c, Keys: [][]byte{{1, 2}}}, want: "32 bytes"},
 		{name: "bad cookie", o: Options{Client: c, Keys: testKeys, Cookie: session.CookieOptions{Name: "a b"}}, want: "not an RFC 6265 token"},
+		{name: "cache without feed", o: Options{Client: c, Keys: testKeys, CacheTTL: time.Second}, want: "CacheTTL needs Options.Feed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -637,32 +637,38 @@ func (r *report) renderMemorySplit(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	var rows []string
 	for _, c := range r.cases {
-		var worst *runResult
-		for i := range c.runs {
-			run := &c.runs[i]
-			if run.target != targetAuthgate || run.err != "" || run.mem == nil {
+		for _, target := range []string{targetAuthgate, targetBarePooled} {
+			var worst *runResult
+			for i := range c.runs {
+				run := &c.runs[i]
+				if run.target != target || run.err != "" || run.endAnonKiB == 0 {
+					continue
+				}
+				if worst == nil || run.peakRSSKiB > worst.peakRSSKiB {
+					worst = run
+				}
+			}
+			if worst == nil {
 				continue
 			}
-			if worst == nil || run.peakRSSKiB > worst.peakRSSKiB {
-				worst = run
+			row := fmt.Sprintf("| %s | %s | %.1f | %.1f | %.1f |", c.name, target, mib(worst.peakRSSKiB), mib(worst.endFileKiB), mib(worst.endAnonKiB))
+			if m := worst.mem; m != nil {
+				row += fmt.Sprintf(" %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |",
+					mibBytes(m.heapInuse), mibBytes(m.heapIdle), mibBytes(m.stackInuse), mibBytes(m.gcSys), mibBytes(m.otherSys),
+					mibBytes(m.nextGC), m.numGC)
+			} else {
+				row += " – | – | – | – | – | – | – |"
 			}
+			rows = append(rows, row)
 		}
-		if worst == nil {
-			continue
-		}
-		m := worst.mem
-		rows = append(rows, fmt.Sprintf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d |",
-			c.name, mib(worst.peakRSSKiB), mib(worst.endFileKiB), mib(worst.endAnonKiB),
-			mibBytes(m.heapInuse), mibBytes(m.heapIdle), mibBytes(m.stackInuse), mibBytes(m.gcSys), mibBytes(m.otherSys),
-			mibBytes(m.nextGC), m.numGC))
 	}
 	if len(rows) == 0 {
 		return
 	}
 	p("## Where the peak goes\n\n")
-	p("authgate's run with the highest peak in each case. Right after the load: the resident set's file pages (the executable's code and data it has touched) and anonymous memory, and, from `runtime.MemStats` (read from `/debug/pprof/heap?debug=1` on the internal listener, `AUTHGATE_PPROF=true`), what the Go runtime holds: heap spans in use (live objects and garbage not yet swept), free heap spans not yet returned to the OS, goroutine stacks, GC metadata and the rest of the runtime's own memory. The GC target is the heap size at which the next collection starts (twice the live heap with GOGC=100).\n\n")
-	p("| case | peak RSS MiB | file MiB | anonymous MiB | heap in use | heap free, kept | stacks | GC metadata | runtime other | GC target MiB | GCs so far |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("authgate's and the pooled bare proxy's run with the highest peak in each case. Right after the load: the resident set's file pages (the executable's code and data it has touched) and anonymous memory, and, from `runtime.MemStats` (read from `/debug/pprof/heap?debug=1` on the internal listener, `AUTHGATE_PPROF=true`), what the Go runtime holds: heap spans in use (live objects and garbage not yet swept), free heap spans not yet returned to the OS, goroutine stacks, GC metadata and the rest of the runtime's own memory. The GC target is the heap size at which the next collection starts (twice the live heap with GOGC=100).\n\n")
+	p("| case | target | peak RSS MiB | file MiB | anonymous MiB | heap in use | heap free, kept | stacks | GC metadata | runtime other | GC target MiB | GCs so far |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range rows {
 		p("%s\n", row)
 	}

@@ -202,8 +202,26 @@ func (b *bench) soakLoginSignOut(ctx context.Context, br *browser, inst *instanc
 			return fmt.Errorf("request after login: %w", err)
 		}
 	}
-	if _, err := br.get(ctx, inst.base()+"/oauth2/sign_out"); err != nil {
+	// The sign-out button's POST, as a browser sends it: a GET from
+	// elsewhere only gets a confirmation page (cross-site sign-out guard).
+	signOut, err := http.NewRequestWithContext(ctx, http.MethodPost, inst.base()+"/oauth2/sign_out", nil)
+	if err != nil {
+		return err
+	}
+	signOut.Header.Set("Origin", inst.base())
+	signOut.Header.Set("Sec-Fetch-Site", "same-origin")
+	signOut.Header.Set("Sec-Fetch-Mode", "navigate")
+	signOut.Header.Set("Accept", "text/html")
+	// authgate's answer is what counts, not where the IdP's logout leads.
+	noFollow := &http.Client{Transport: br.client.Transport, Jar: br.client.Jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Do(signOut)
+	if err != nil {
 		return fmt.Errorf("sign out: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+		return fmt.Errorf("sign out: status %d, want a redirect", resp.StatusCode)
 	}
 	c.signOuts.Add(1)
 	if err := req(ctx); err == nil || !strings.Contains(err.Error(), "status 401") {

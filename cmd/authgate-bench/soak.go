@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,10 @@ const (
 	soakLoginEvery    = 500 * time.Millisecond // one login, a few requests, a sign-out
 	soakWebSocketHold = 2 * time.Second        // how long each WebSocket stays open
 	soakWebSockets    = 4                      // WebSocket workers
+	// soakScrapes metrics scrapes soakScrapeGap apart make one sample of
+	// heap in use and goroutines (their median).
+	soakScrapes   = 5
+	soakScrapeGap = 100 * time.Millisecond
 	// soakMaxDrift is the limit on RSS, heap and goroutines over
 	// the second half.
 	soakMaxDrift = 0.05
@@ -136,14 +141,25 @@ func (b *bench) runSoak(ctx context.Context) (*soakReport, error) {
 		if p, err := readProc(inst.child.pid()); err == nil {
 			s.rssKiB = p.rssKiB
 		}
-		m, err := scrapeMetrics(ctx, "http://"+inst.internal+"/metrics", "go_memstats_heap_inuse_bytes", "go_goroutines")
-		if err != nil {
-			if ctx.Err() != nil {
-				return // the soak ended under the scrape: no sample
+		// Goroutines and heap move with the requests in flight at the
+		// instant of a scrape; the median of a few scrapes is the level a
+		// leak would raise.
+		var heaps, gors []float64
+		for i := range soakScrapes {
+			if i > 0 && !pause(ctx, soakScrapeGap) {
+				return
 			}
-			c.fail(fmt.Errorf("read metrics: %w", err))
+			m, err := scrapeMetrics(ctx, "http://"+inst.internal+"/metrics", "go_memstats_heap_inuse_bytes", "go_goroutines")
+			if err != nil {
+				if ctx.Err() != nil {
+					return // the soak ended under the scrape: no sample
+				}
+				c.fail(fmt.Errorf("read metrics: %w", err))
+				continue
+			}
+			heaps, gors = append(heaps, m["go_memstats_heap_inuse_bytes"]), append(gors, m["go_goroutines"])
 		}
-		s.heapInuse, s.goroutines = m["go_memstats_heap_inuse_bytes"], m["go_goroutines"]
+		s.heapInuse, s.goroutines = medianOf(heaps), medianOf(gors)
 		s.requests, s.errors = c.requests.Load(), c.errors.Load()
 		s.logins, s.signOuts, s.websocket = c.logins.Load(), c.signOuts.Load(), c.webSockets.Load()
 		s.refreshes = inst.idp.snapshot()[idpTokenRefresh] - refreshStart
@@ -372,6 +388,19 @@ func (r *soakReport) series() []soakSample {
 	return r.samples[:len(r.samples)-1]
 }
 
+// medianOf returns the median of vs, 0 for none.
+func medianOf(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	vs = slices.Clone(vs)
+	slices.Sort(vs)
+	if n := len(vs); n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2
+	}
+	return vs[len(vs)/2]
+}
+
 // drifts returns the second-half drift of RSS, heap in use and goroutines.
 func (r *soakReport) drifts() (rss, heap, goroutines float64) {
 	s := r.series()
@@ -408,7 +437,7 @@ func (r *soakReport) render(w io.Writer) {
 	}
 	p("| errors = 0 | %s | %s |\n", errText, verdict(last.errors == 0))
 	p("| traffic | %d requests, %d refresh grants at the IdP, %d logins, %d sign-outs, %d WebSockets | reported |\n\n", last.requests, last.refreshes, last.logins, last.signOuts, last.websocket)
-	p("Drift is the rise of a least-squares line through the second half's samples, from its first to its last sample, relative to their mean. The last row is taken after the traffic stopped.\n\n")
+	p("Drift is the rise of a least-squares line through the second half's samples, from its first to its last sample, relative to their mean. Heap in use and goroutines are each the median of five scrapes of /metrics 100 ms apart, since both move with the requests in flight at any instant. The last row is taken after the traffic stopped.\n\n")
 	p("| time | RSS MiB | heap in use MiB | goroutines | requests | refreshes | logins | sign-outs | WebSockets | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
 		p("| %s | %.1f | %.1f | %.0f | %d | %d | %d | %d | %d | %d |\n", s.at, mib(s.rssKiB), s.heapInuse/(1<<20), s.goroutines, s.requests, s.refreshes, s.logins, s.signOuts, s.websocket, s.errors)

@@ -155,7 +155,10 @@ func register(mux *http.ServeMux, pattern string) (err error) {
 // caller that forgets to normalise fails closed. An empty or malformed
 // method does not match.
 func (p *PublicPaths) Match(method, normalizedPath string) bool {
-	if p == nil || p.mux == nil || !validMethod(method) {
+	// No patterns (the default: AUTHGATE_PUBLIC_PATHS unset) match
+	// nothing; return before the checks and the mux lookup below, which
+	// would otherwise run on every authenticated request.
+	if p == nil || p.mux == nil || len(p.patterns) == 0 || !validMethod(method) {
 		return false
 	}
 	if canon, err := NormalizePath(normalizedPath); err != nil || canon != normalizedPath {

@@ -299,6 +299,9 @@ func TestOwnCookiesStripped(t *testing.T) {
 		{"none own untouched", []string{"a=1;b=2", "c=3"}, own, []string{"a=1;b=2", "c=3"}},
 		{"prefix is not a match", []string{"authgatex=1"}, own, []string{"authgatex=1"}},
 		{"no cookie", nil, own, nil},
+		{"empty parts and spaces", []string{"; a=1 ;; authgate=S ;", "b=2"}, own, []string{"a=1; b=2"}},
+		{"one kept is trimmed", []string{"authgate=S;  a=1"}, own, []string{"a=1"}},
+		{"nameless kept", []string{"=x; authgate=S"}, own, []string{"=x"}},
 		{"nil IsOwnCookie keeps all", []string{"authgate=SEALED; a=1"}, nil, []string{"authgate=SEALED; a=1"}},
 	}
 	for _, tt := range tests {

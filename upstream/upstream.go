@@ -309,16 +309,15 @@ type startKey struct{}
 // copyBufferSize is the size httputil.ReverseProxy uses when it has no pool.
 const copyBufferSize = 32 << 10
 
-// bufferPool recycles the response copy buffers of every Proxy.
+// bufferPool recycles the response copy buffers of every Proxy. It pools
+// array pointers, which an interface holds without allocating; pooling
+// *[]byte would allocate a new slice header on every Put.
 type bufferPool struct{ pool sync.Pool }
 
-var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any {
-	b := make([]byte, copyBufferSize)
-	return &b
-}}}
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 
 // Get fits httputil.BufferPool.
-func (p *bufferPool) Get() []byte { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Get() []byte { return p.pool.Get().(*[copyBufferSize]byte)[:] }
 
 // Put fits httputil.BufferPool. Buffers of another size (none today) are
 // dropped rather than pooled.
@@ -326,8 +325,7 @@ func (p *bufferPool) Put(b []byte) {
 	if cap(b) != copyBufferSize {
 		return
 	}
-	b = b[:copyBufferSize]
-	p.pool.Put(&b)
+	p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
 }
 
 // observeResponse is the ReverseProxy's ModifyResponse when Observe is set:

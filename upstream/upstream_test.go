@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -168,6 +169,54 @@ func TestIdentityHeadersReachUpstream(t *testing.T) {
 	}
 	if s := <-observed; s != http.StatusOK {
 		t.Errorf("Observe status = %d, want 200", s)
+	}
+}
+
+// TestServeIdentity checks that ServeIdentity sends what ServeHTTP sends
+// for the same identity in the context, with and without Observe (whose
+// start time shares ServeIdentity's context), and that its identity wins
+// over one already in the context.
+func TestServeIdentity(t *testing.T) {
+	identityHeaders := []string{"Authorization", "X-Forwarded-User", "X-Forwarded-Email",
+		"X-Forwarded-Preferred-Username", "X-Forwarded-Groups", "X-Forwarded-For", "X-Forwarded-Proto"}
+	for _, observe := range []bool{false, true} {
+		t.Run(fmt.Sprintf("observe=%v", observe), func(t *testing.T) {
+			up, got := recordingUpstream(t)
+			observed := make(chan time.Duration, 4)
+			o := Options{Target: up.URL}
+			if observe {
+				o.Observe = func(_ *http.Request, status int, d time.Duration) {
+					if status != http.StatusOK {
+						t.Errorf("Observe status = %d, want 200", status)
+					}
+					observed <- d
+				}
+			}
+			p := newProxy(t, o)
+			get(t, front(t, p, testIdentity), "/", nil)
+			want := receive(t, got)
+			fr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				// A stale identity in the context must not win.
+				r = r.WithContext(WithIdentity(r.Context(), &Identity{User: "stale", Email: "stale@example.com"}))
+				p.ServeIdentity(w, r, *testIdentity)
+			}))
+			t.Cleanup(fr.Close)
+			get(t, fr, "/", nil)
+			r := receive(t, got)
+			for _, name := range identityHeaders {
+				if g, w := r.header.Values(name), want.header.Values(name); !equalStrings(g, w) || len(w) != 1 {
+					t.Errorf("Header(%q) = %q, want %q as ServeHTTP sends it", name, g, w)
+				}
+			}
+			if !observe {
+				return
+			}
+			for range 2 {
+				if d := <-observed; d <= 0 {
+					t.Errorf("Observe duration = %v, want > 0", d)
+				}
+			}
+		})
 	}
 }
 

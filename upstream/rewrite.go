@@ -121,8 +121,10 @@ func (s *headerSetter) set(key, value string) {
 // nothing when no header matches.
 func deleteUntrusted(h http.Header, pass routingSet) {
 	for k := range h {
-		if isUntrusted(k) || pass&routingBit(k) == 0 && routingBit(k) != 0 {
+		if isUntrusted(k) {
 			delete(h, k) // deleting during range is allowed
+		} else if bit := routingBit(k); bit != 0 && pass&bit == 0 {
+			delete(h, k)
 		}
 	}
 }

@@ -731,3 +731,27 @@ func TestIsUntrusted(t *testing.T) {
 		})
 	}
 }
+
+// TestNewRequestIDBatches: ids cut from batches are distinct, 32 hex
+// characters, and each header value holds its own id with no room to
+// append into a neighbour's.
+func TestNewRequestIDBatches(t *testing.T) {
+	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	seen := make(map[string]bool)
+	var vals [][]string
+	for range 3*idsPerBatch + 5 {
+		id, val := newRequestID()
+		if !hexID.MatchString(id) || len(val) != 1 || cap(val) != 1 || val[0] != id {
+			t.Fatalf("newRequestID() = %q, %q (cap %d): want 32 hex and a one-element value holding it", id, val, cap(val))
+		}
+		if seen[id] {
+			t.Fatalf("id %q handed out twice", id)
+		}
+		seen[id] = true
+		vals = append(vals, val)
+	}
+	_ = append(vals[0], "x") // must copy, not write into vals[1]
+	if vals[1][0] == "x" {
+		t.Fatal("appending to one value changed another")
+	}
+}

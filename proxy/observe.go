@@ -138,13 +138,16 @@ func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request) {
 	h.route(rec, r)
 }
 
+// serverSpan is made once: each trace.WithSpanKind boxes a new option.
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+
 // startRequestSpan starts the server span of r: a child of the client's
 // span when its trace context is trusted, otherwise the root of a new
 // trace linked to the client's span, whose headers are then dropped.
 func (h *Handler) startRequestSpan(r *http.Request) (context.Context, trace.Span) {
 	ctx := r.Context()
 	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindServer),
+		serverSpan,
 		trace.WithAttributes(attribute.String("http.request.method", r.Method)),
 	}
 	if hasTraceContext(r.Header) {
@@ -378,6 +381,10 @@ func (h *Handler) loadTraced(r *http.Request) (*session.Session, error) {
 	}
 	ctx, span := h.tracer.Start(r.Context(), "session.load")
 	s, err := h.store.Load(r.WithContext(ctx))
+	if !span.IsRecording() { // sampled out: no attribute to build
+		span.End()
+		return s, err
+	}
 	endSpan(span, storeFault(err), attribute.Bool("authgate.session.found", err == nil))
 	return s, err
 }

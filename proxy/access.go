@@ -75,7 +75,7 @@ func (h *Handler) rejectPathWith(w http.ResponseWriter, r *http.Request, err err
 // identity: the upstream removes every identity header the client sent.
 func (h *Handler) forwardPublic(w http.ResponseWriter, r *http.Request) {
 	h.outcome(w, outcomePublic, 0)
-	h.serveUpstream(w, r)
+	h.serveUpstream(w, r, nil)
 }
 
 // sessionSubject is what the policy knows about a session. A session cannot

@@ -120,7 +120,8 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request, path string)
 		return
 	}
 	if s, ok = h.fresh(w, r, s, unauthenticated); ok {
-		h.authorized(w, sessionIdentity(s))
+		id := sessionIdentity(s)
+		h.authorized(w, &id)
 	}
 }
 

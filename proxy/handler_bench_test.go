@@ -145,6 +145,18 @@ func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Without routes, cmd/authgate always passes the parsed
+	// AUTHGATE_PUBLIC_PATHS and policy, empty by default: so does this.
+	var public *access.PublicPaths
+	var policy *access.Policy
+	if routes == nil {
+		if public, err = access.ParsePublicPaths(nil); err != nil {
+			b.Fatal(err)
+		}
+		if policy, err = access.NewPolicy(nil, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 	h, err := proxy.New(proxy.Options{
 		Provider:        provider,
 		Store:           store,
@@ -152,6 +164,8 @@ func newBenchEnvWith(b *testing.B, obs benchObserve) *benchEnv {
 		Upstream:        upstreamProxy,
 		FlowCookie:      flowCookie,
 		RequestIDHeader: "X-Request-Id",
+		PublicPaths:     public,
+		Policy:          policy,
 		Metrics:         metrics,
 		Logger:          discard,
 		TracerProvider:  obs.tp,

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/session"
+	"github.com/authgate/authgate/upstream"
 )
 
 // TraceTrust says whose W3C trace context (traceparent, tracestate) authgate
@@ -137,13 +138,16 @@ func (h *Handler) serveObserved(w http.ResponseWriter, r *http.Request) {
 	h.route(rec, r)
 }
 
+// serverSpan is made once: each trace.WithSpanKind boxes a new option.
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+
 // startRequestSpan starts the server span of r: a child of the client's
 // span when its trace context is trusted, otherwise the root of a new
 // trace linked to the client's span, whose headers are then dropped.
 func (h *Handler) startRequestSpan(r *http.Request) (context.Context, trace.Span) {
 	ctx := r.Context()
 	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindServer),
+		serverSpan,
 		trace.WithAttributes(attribute.String("http.request.method", r.Method)),
 	}
 	if hasTraceContext(r.Header) {
@@ -305,17 +309,38 @@ func noteSubject(w http.ResponseWriter, sub string) {
 	}
 }
 
-// serveUpstream forwards r to the upstream; when observed it notes the time
-// spent there (until the response was relayed).
-func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request) {
+// serveUpstream forwards r to the upstream with id (nil: none, a public
+// path); when observed it notes the time spent there (until the response
+// was relayed).
+func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, id *upstream.Identity) {
 	rec, ok := w.(*observedWriter)
 	if !ok {
-		h.upstream.ServeHTTP(w, r)
+		h.toUpstream(w, r, id)
 		return
 	}
 	start := time.Now()
 	defer func() { rec.upstream = time.Since(start) }()
-	h.upstream.ServeHTTP(w, r)
+	h.toUpstream(w, r, id)
+}
+
+// identityServer is an Options.Upstream that takes the identity as an
+// argument (*upstream.Proxy, as cmd/authgate wires it), which saves a
+// context and a copy of the request over upstream.WithIdentity.
+type identityServer interface {
+	ServeIdentity(w http.ResponseWriter, r *http.Request, id upstream.Identity)
+}
+
+func (h *Handler) toUpstream(w http.ResponseWriter, r *http.Request, id *upstream.Identity) {
+	switch {
+	case id == nil:
+		h.upstream.ServeHTTP(w, r)
+	case h.identityUpstream != nil:
+		h.identityUpstream.ServeIdentity(w, r, *id)
+	default:
+		// A copy, so that id itself stays on the caller's stack.
+		c := *id
+		h.upstream.ServeHTTP(w, r.WithContext(upstream.WithIdentity(r.Context(), &c)))
+	}
 }
 
 // startSpan starts an internal span under ctx's, or returns ctx and a nil
@@ -356,6 +381,10 @@ func (h *Handler) loadTraced(r *http.Request) (*session.Session, error) {
 	}
 	ctx, span := h.tracer.Start(r.Context(), "session.load")
 	s, err := h.store.Load(r.WithContext(ctx))
+	if !span.IsRecording() { // sampled out: no attribute to build
+		span.End()
+		return s, err
+	}
 	endSpan(span, storeFault(err), attribute.Bool("authgate.session.found", err == nil))
 	return s, err
 }

@@ -90,7 +90,8 @@ type Options struct {
 	// Sealer seals the short-lived login-flow cookies.
 	Sealer *session.Sealer
 	// Upstream receives every authenticated request, with the user's
-	// identity in its context (upstream.WithIdentity).
+	// identity in its context (upstream.WithIdentity), or as an argument
+	// when it has ServeIdentity, as *upstream.Proxy does.
 	Upstream http.Handler
 
 	// PathPrefix of authgate's own endpoints; empty means "/oauth2".
@@ -188,14 +189,17 @@ type Options struct {
 
 // Handler is authgate's front handler.
 type Handler struct {
-	provider    Provider
-	store       session.Store
-	sealer      *session.Sealer
-	upstream    http.Handler
-	revocations *session.RevocationList
-	metrics     *Metrics
-	log         *slog.Logger
-	now         func() time.Time
+	provider Provider
+	store    session.Store
+	sealer   *session.Sealer
+	upstream http.Handler
+	// identityUpstream is upstream when it takes the identity as an
+	// argument; nil sends it through upstream.WithIdentity.
+	identityUpstream identityServer
+	revocations      *session.RevocationList
+	metrics          *Metrics
+	log              *slog.Logger
+	now              func() time.Time
 
 	public          *access.PublicPaths
 	policy          *access.Policy
@@ -289,6 +293,7 @@ func New(o Options) (*Handler, error) {
 	if o.TracerProvider != nil {
 		h.tracer = o.TracerProvider.Tracer(tracerName)
 	}
+	h.identityUpstream, _ = o.Upstream.(identityServer)
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -424,7 +429,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, path st
 			if ok {
 				h.outcome(w, outcomeForwarded, 0)
 				noteSubject(w, id.User)
-				h.serveUpstream(w, r.WithContext(upstream.WithIdentity(r.Context(), id)))
+				h.serveUpstream(w, r, id)
 			}
 			return
 		}
@@ -494,20 +499,20 @@ func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *session.Session) {
 	h.outcome(w, outcomeForwarded, 0)
 	noteSubject(w, s.Subject)
-	ctx := r.Context()
 	if isLongLived(r) {
 		// Closed by authgate when the session ends (sign-out, back-channel
 		// logout, expiry), not only when the client or upstream hangs up.
-		var done func()
-		ctx, done = h.streams.track(ctx, s)
+		ctx, done := h.streams.track(r.Context(), s)
 		defer done()
+		r = r.WithContext(ctx)
 	}
-	h.serveUpstream(w, r.WithContext(upstream.WithIdentity(ctx, sessionIdentity(s))))
+	id := sessionIdentity(s)
+	h.serveUpstream(w, r, &id)
 }
 
 // sessionIdentity is what the upstream is told about a session's user.
-func sessionIdentity(s *session.Session) *upstream.Identity {
-	id := &upstream.Identity{
+func sessionIdentity(s *session.Session) upstream.Identity {
+	id := upstream.Identity{
 		AccessToken:       s.AccessToken,
 		User:              s.Subject,
 		PreferredUsername: s.PreferredUsername,

@@ -214,6 +214,44 @@ func TestRefreshFailureClasses(t *testing.T) {
 	}
 }
 
+// TestUpstreamIdentityBothWays: an Upstream that is an *upstream.Proxy
+// gets the identity through ServeIdentity; any other http.Handler gets it
+// in the request's context (upstream.WithIdentity). Both reach the
+// upstream alike.
+func TestUpstreamIdentityBothWays(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain handler=%v", plain), func(t *testing.T) {
+			env := newTestEnvWith(t, &fakeProvider{}, func(o *Options) {
+				if plain {
+					o.Upstream = http.HandlerFunc(o.Upstream.ServeHTTP) // hides ServeIdentity
+				}
+			})
+			if _, ok := env.h.upstream.(identityServer); ok == plain {
+				t.Fatalf("upstream implements ServeIdentity = %v, want %v", ok, !plain)
+			}
+			s := env.session(time.Hour)
+			s.Email, s.Groups = "alice@example.com", []string{"staff", "dev"}
+			w := env.do(env.cookieFor(t, s), "Accept", "application/json")
+			if w.Code != http.StatusOK {
+				t.Fatalf("status = %d, want 200", w.Code)
+			}
+			if got := <-env.seen; got != "Bearer access-0" {
+				t.Errorf("upstream Authorization = %q, want %q", got, "Bearer access-0")
+			}
+			r := env.up.last()
+			if r == nil {
+				t.Fatal("upstream received no request")
+			}
+			for name, want := range map[string]string{"X-Forwarded-User": "alice", "X-Forwarded-Email": "alice@example.com",
+				"X-Forwarded-Groups": "staff,dev"} {
+				if got := r.Header.Get(name); got != want {
+					t.Errorf("upstream %s = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
 // TestRefreshSharedAcrossConcurrentRequests: many requests of one session
 // wait for one refresh; a transient failure is shared for a moment rather
 // than repeated by every request.

@@ -121,8 +121,10 @@ func (s *headerSetter) set(key, value string) {
 // nothing when no header matches.
 func deleteUntrusted(h http.Header, pass routingSet) {
 	for k := range h {
-		if isUntrusted(k) || pass&routingBit(k) == 0 && routingBit(k) != 0 {
+		if isUntrusted(k) {
 			delete(h, k) // deleting during range is allowed
+		} else if bit := routingBit(k); bit != 0 && pass&bit == 0 {
+			delete(h, k)
 		}
 	}
 }
@@ -167,52 +169,61 @@ func foldEqual(s, lower string) bool {
 // withoutOwnCookies returns the Cookie header values vals without the
 // cookies own reports, the others kept in order in one value (RFC 6265
 // section 5.4 wants a single Cookie header; HTTP/2 clients may send several,
-// RFC 9113 section 8.2.3). changed is false, and nothing allocated, when no
-// cookie is ours; an empty result means no cookie is left.
+// RFC 9113 section 8.2.3). changed is false when no cookie is ours; an empty
+// result means no cookie is left. Nothing is allocated unless two or more
+// cookies are kept: a single kept cookie is returned as a substring, and
+// the common case of a request carrying only authgate's session cookie (a
+// few KB, in chunks) keeps nothing.
 func withoutOwnCookies(vals []string, own func(string) bool) (cookie string, changed bool) {
-	n := 0
-	for _, v := range vals {
-		if hasOwnCookie(v, own) {
-			changed = true
-		}
-		n += len(v) + 2
-	}
-	if !changed {
-		return "", false
-	}
-	var b strings.Builder
-	b.Grow(n)
+	// One pass finds whether any cookie is ours and measures what is kept.
+	kept, n := 0, 0
+	var only string
 	for _, v := range vals {
 		for v != "" {
 			var part string
 			part, v, _ = strings.Cut(v, ";")
-			part = textproto.TrimString(part)
-			if part == "" {
-				continue
+			if cookiePart(part, own, &changed) {
+				kept++
+				only = textproto.TrimString(part)
+				n += len(only)
 			}
-			name, _, _ := strings.Cut(part, "=")
-			if own(textproto.TrimString(name)) {
-				continue
+		}
+	}
+	switch {
+	case !changed:
+		return "", false
+	case kept <= 1:
+		return only, true
+	}
+	var b strings.Builder
+	b.Grow(n + 2*(kept-1))
+	for _, v := range vals {
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ";")
+			if cookiePart(part, own, &changed) {
+				if b.Len() > 0 {
+					b.WriteString("; ")
+				}
+				b.WriteString(textproto.TrimString(part))
 			}
-			if b.Len() > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(part)
 		}
 	}
 	return b.String(), true
 }
 
-func hasOwnCookie(v string, own func(string) bool) bool {
-	for v != "" {
-		var part string
-		part, v, _ = strings.Cut(v, ";")
-		name, _, _ := strings.Cut(part, "=")
-		if name = textproto.TrimString(name); name != "" && own(name) {
-			return true
-		}
+// cookiePart reports whether the cookie-pair part (untrimmed, between
+// semicolons) is kept: it is not empty and own does not claim its name. It
+// sets *ours when own claims a non-empty name.
+func cookiePart(part string, own func(string) bool, ours *bool) (keep bool) {
+	name, _, _ := strings.Cut(part, "=")
+	name = textproto.TrimString(name)
+	if name != "" && own(name) {
+		*ours = true
+		return false
 	}
-	return false
+	// An empty name is asked about too, as the filter always did.
+	return textproto.TrimString(part) != "" && (name != "" || !own(name))
 }
 
 // trustedForwarded asks Options.Forwarded about r; ok is false without one.

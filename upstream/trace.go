@@ -17,6 +17,9 @@ const tracerName = "github.com/authgate/authgate/upstream"
 // the global propagator.
 var traceContext propagation.TextMapPropagator = propagation.TraceContext{}
 
+// clientSpan is made once: each trace.WithSpanKind boxes a new option.
+var clientSpan = trace.WithSpanKind(trace.SpanKindClient)
+
 // tracingTransport wraps each round trip to the upstream in a client span
 // and sends that span's trace context (traceparent, tracestate) with the
 // request, replacing whatever the client sent. The span ends when the
@@ -28,7 +31,7 @@ type tracingTransport struct {
 
 func (t *tracingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, span := t.tracer.Start(req.Context(), "upstream "+req.Method,
-		trace.WithSpanKind(trace.SpanKindClient),
+		clientSpan,
 		trace.WithAttributes(
 			attribute.String("http.request.method", req.Method),
 			attribute.String("server.address", req.URL.Hostname()),
@@ -45,9 +48,11 @@ func (t *tracingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		span.SetStatus(codes.Error, "round trip failed")
 		return nil, err
 	}
-	span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
-	if res.StatusCode >= 500 {
-		span.SetStatus(codes.Error, strconv.Itoa(res.StatusCode))
+	if span.IsRecording() { // sampled out: nothing to build
+		span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
+		if res.StatusCode >= 500 {
+			span.SetStatus(codes.Error, strconv.Itoa(res.StatusCode))
+		}
 	}
 	return res, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -171,6 +172,54 @@ func TestIdentityHeadersReachUpstream(t *testing.T) {
 	}
 }
 
+// TestServeIdentity checks that ServeIdentity sends what ServeHTTP sends
+// for the same identity in the context, with and without Observe (whose
+// start time shares ServeIdentity's context), and that its identity wins
+// over one already in the context.
+func TestServeIdentity(t *testing.T) {
+	identityHeaders := []string{"Authorization", "X-Forwarded-User", "X-Forwarded-Email",
+		"X-Forwarded-Preferred-Username", "X-Forwarded-Groups", "X-Forwarded-For", "X-Forwarded-Proto"}
+	for _, observe := range []bool{false, true} {
+		t.Run(fmt.Sprintf("observe=%v", observe), func(t *testing.T) {
+			up, got := recordingUpstream(t)
+			observed := make(chan time.Duration, 4)
+			o := Options{Target: up.URL}
+			if observe {
+				o.Observe = func(_ *http.Request, status int, d time.Duration) {
+					if status != http.StatusOK {
+						t.Errorf("Observe status = %d, want 200", status)
+					}
+					observed <- d
+				}
+			}
+			p := newProxy(t, o)
+			get(t, front(t, p, testIdentity), "/", nil)
+			want := receive(t, got)
+			fr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				// A stale identity in the context must not win.
+				r = r.WithContext(WithIdentity(r.Context(), &Identity{User: "stale", Email: "stale@example.com"}))
+				p.ServeIdentity(w, r, *testIdentity)
+			}))
+			t.Cleanup(fr.Close)
+			get(t, fr, "/", nil)
+			r := receive(t, got)
+			for _, name := range identityHeaders {
+				if g, w := r.header.Values(name), want.header.Values(name); !equalStrings(g, w) || len(w) != 1 {
+					t.Errorf("Header(%q) = %q, want %q as ServeHTTP sends it", name, g, w)
+				}
+			}
+			if !observe {
+				return
+			}
+			for range 2 {
+				if d := <-observed; d <= 0 {
+					t.Errorf("Observe duration = %v, want > 0", d)
+				}
+			}
+		})
+	}
+}
+
 func TestIdentityOmitsEmptyFields(t *testing.T) {
 	up, got := recordingUpstream(t)
 	fr := front(t, newProxy(t, Options{Target: up.URL}), &Identity{User: "sub-1"})
@@ -299,6 +348,9 @@ func TestOwnCookiesStripped(t *testing.T) {
 		{"none own untouched", []string{"a=1;b=2", "c=3"}, own, []string{"a=1;b=2", "c=3"}},
 		{"prefix is not a match", []string{"authgatex=1"}, own, []string{"authgatex=1"}},
 		{"no cookie", nil, own, nil},
+		{"empty parts and spaces", []string{"; a=1 ;; authgate=S ;", "b=2"}, own, []string{"a=1; b=2"}},
+		{"one kept is trimmed", []string{"authgate=S;  a=1"}, own, []string{"a=1"}},
+		{"nameless kept", []string{"=x; authgate=S"}, own, []string{"=x"}},
 		{"nil IsOwnCookie keeps all", []string{"authgate=SEALED; a=1"}, nil, []string{"authgate=SEALED; a=1"}},
 	}
 	for _, tt := range tests {
@@ -677,5 +729,29 @@ func TestIsUntrusted(t *testing.T) {
 				t.Errorf("isUntrusted(%q) = %v, want %v", tt.name, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewRequestIDBatches: ids cut from batches are distinct, 32 hex
+// characters, and each header value holds its own id with no room to
+// append into a neighbour's.
+func TestNewRequestIDBatches(t *testing.T) {
+	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	seen := make(map[string]bool)
+	var vals [][]string
+	for range 3*idsPerBatch + 5 {
+		id, val := newRequestID()
+		if !hexID.MatchString(id) || len(val) != 1 || cap(val) != 1 || val[0] != id {
+			t.Fatalf("newRequestID() = %q, %q (cap %d): want 32 hex and a one-element value holding it", id, val, cap(val))
+		}
+		if seen[id] {
+			t.Fatalf("id %q handed out twice", id)
+		}
+		seen[id] = true
+		vals = append(vals, val)
+	}
+	_ = append(vals[0], "x") // must copy, not write into vals[1]
+	if vals[1][0] == "x" {
+		t.Fatal("appending to one value changed another")
 	}
 }

@@ -24,6 +24,12 @@ import (
 type PublicPaths struct {
 	mux      *http.ServeMux
 	patterns []string
+	// exact and subtrees are the patterns' paths, percent-decoded, without
+	// their methods: a path that equals none of exact and starts with none
+	// of subtrees cannot be matched by any pattern, so Match refuses it
+	// without asking the mux (whose lookup of a path it does not know
+	// allocates a dozen times, to list the methods of a 405).
+	exact, subtrees []string
 }
 
 // marker is the handler registered for every public pattern. It is a
@@ -67,6 +73,16 @@ func ParsePublicPaths(list []string) (*PublicPaths, error) {
 			return nil, fmt.Errorf("parse public paths: %q: %w", entry, err)
 		}
 		p.patterns = append(p.patterns, pattern)
+		fields := strings.Fields(pattern)
+		path, err := url.PathUnescape(fields[len(fields)-1])
+		if err != nil { // NormalizePath accepted it: cannot happen
+			return nil, fmt.Errorf("parse public paths: %q: %w", entry, err)
+		}
+		if strings.HasSuffix(path, "/") {
+			p.subtrees = append(p.subtrees, path)
+		} else {
+			p.exact = append(p.exact, path)
+		}
 	}
 	return p, nil
 }
@@ -155,22 +171,49 @@ func register(mux *http.ServeMux, pattern string) (err error) {
 // caller that forgets to normalise fails closed. An empty or malformed
 // method does not match.
 func (p *PublicPaths) Match(method, normalizedPath string) bool {
-	if p == nil || p.mux == nil || !validMethod(method) {
+	// No patterns (the default: AUTHGATE_PUBLIC_PATHS unset) match
+	// nothing; return before the checks and the mux lookup below, which
+	// would otherwise run on every authenticated request.
+	if p == nil || p.mux == nil || len(p.patterns) == 0 || !validMethod(method) {
 		return false
 	}
 	if canon, err := NormalizePath(normalizedPath); err != nil || canon != normalizedPath {
 		return false
 	}
 	decoded, err := url.PathUnescape(normalizedPath)
-	if err != nil {
+	if err != nil || !p.mayMatch(decoded) {
 		return false
 	}
+	return p.muxMatch(method, normalizedPath, decoded)
+}
+
+// muxMatch asks the mux whether method and path (normalised, and decoded)
+// reach a public pattern.
+func (p *PublicPaths) muxMatch(method, normalizedPath, decoded string) bool {
 	r := &http.Request{
 		Method: method,
 		URL:    &url.URL{Path: decoded, RawPath: normalizedPath},
 	}
 	h, _ := p.mux.Handler(r)
 	return h == publicMarker
+}
+
+// mayMatch reports whether some pattern could match the decoded path: it
+// equals an exact pattern's path or lies in a subtree. ServeMux compares
+// percent-decoded segments, and a normalised path has no encoded "/", so
+// comparing whole decoded strings is the same test; the mux still decides.
+func (p *PublicPaths) mayMatch(decoded string) bool {
+	for _, e := range p.exact {
+		if decoded == e {
+			return true
+		}
+	}
+	for _, t := range p.subtrees {
+		if strings.HasPrefix(decoded, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // Patterns returns the registered patterns in configuration order, for

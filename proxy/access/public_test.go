@@ -1,6 +1,7 @@
 package access
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -222,5 +223,44 @@ func BenchmarkPublicPathsMatch(b *testing.B) {
 		if err != nil || !pub.Match("GET", p) {
 			b.Fatalf("Match(GET, %q) = false, want true (err %v)", p, err)
 		}
+	}
+}
+
+// TestPublicPathsPrefilter: Match, which refuses paths no pattern's path
+// equals or contains before asking the mux, answers as the mux alone does
+// for every method and path here, encoded segments included.
+func TestPublicPathsPrefilter(t *testing.T) {
+	patterns := append([]string{"/a%3Ab", "/caf%C3%A9/", "DELETE /x/y"}, testPublicPatterns...)
+	pub, err := ParsePublicPaths(patterns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{"/", "/static", "/static/", "/static/app.js", "/stat", "/staticx", "/healthz", "/healthz/",
+		"/healthz/x", "/healthzz", "/a:b", "/a%3Ab", "/a%3ab", "/a:b/", "/caf%C3%A9/", "/café/menu", "/caf%C3%A9/menu",
+		"/caf%C3%A9", "/x/y", "/x/y/", "/x", "/hooks/github", "/hooks/github/", "/favicon.ico", "/favicon.icox",
+		"/%73tatic/app.js", "", "static/", "/static/../admin"}
+	for _, pat := range testPublicPatterns {
+		fields := strings.Fields(pat)
+		paths = append(paths, fields[len(fields)-1], fields[len(fields)-1]+"x", fields[len(fields)-1]+"/x")
+	}
+	prefiltered := 0
+	for _, m := range []string{"GET", "HEAD", "POST", "DELETE", "PUT", "get", ""} {
+		for _, path := range paths {
+			ref := false
+			if canon, err := NormalizePath(path); err == nil && canon == path && validMethod(m) {
+				if decoded, err := url.PathUnescape(path); err == nil {
+					ref = pub.muxMatch(m, path, decoded)
+					if !pub.mayMatch(decoded) {
+						prefiltered++
+					}
+				}
+			}
+			if got := pub.Match(m, path); got != ref {
+				t.Errorf("Match(%q, %q) = %v, the mux alone says %v", m, path, got, ref)
+			}
+		}
+	}
+	if prefiltered == 0 {
+		t.Error("no path was refused before the mux: the test shows nothing")
 	}
 }

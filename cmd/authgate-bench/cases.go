@@ -594,6 +594,9 @@ func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) r
 			if err := saveURL(ctx, strings.TrimSuffix(t.heapURL, "?debug=1"), name); err != nil {
 				fmt.Fprintf(b.stderr, "[%s] run %d %s: heap profile: %v\n", c.name, run, t.name, err)
 			}
+			if err := writeResident(filepath.Join(b.tmp, fmt.Sprintf("resident-%s-%d.txt", c.name, run)), t.proc.pid(), b.authgate); err != nil {
+				fmt.Fprintf(b.stderr, "[%s] run %d %s: resident pages: %v\n", c.name, run, t.name, err)
+			}
 		}
 	}
 	r.newConns = upAfter.NewConns - upBefore.NewConns

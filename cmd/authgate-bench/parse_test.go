@@ -457,3 +457,17 @@ func TestParseMemStats(t *testing.T) {
 		t.Error("parseMemStats of a profile without MemStats: want an error")
 	}
 }
+
+func TestSymbolPackage(t *testing.T) {
+	for in, want := range map[string]string{
+		"net/http.(*conn).serve":                          "net/http",
+		"runtime.mallocgc":                                "runtime",
+		"github.com/authgate/authgate/proxy.(*Handler).X": "github.com/authgate/authgate/proxy",
+		"go.opentelemetry.io/otel/sdk/trace.New":          "go.opentelemetry.io/otel/sdk/trace",
+		"type:.eq.x":                                      "type:",
+	} {
+		if got := symbolPackage(in); got != want {
+			t.Errorf("symbolPackage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

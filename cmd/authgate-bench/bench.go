@@ -86,9 +86,9 @@ type target struct {
 	// cookie is the Cookie header of a session logged in at start (peers).
 	cookie string
 	about  string // how it is configured, for the report
-	// heapURL is authgate's /debug/pprof/heap on its internal listener
-	// (AUTHGATE_PPROF): after each run the report splits its memory.
-	heapURL string
+	// metricsURL is authgate's /metrics, read after each run to split its
+	// memory; pprofURL its /debug/pprof/ (with -keep, AUTHGATE_PPROF).
+	metricsURL, pprofURL string
 }
 
 const (
@@ -445,10 +445,12 @@ func (b *bench) startAuthgate(ctx context.Context, inst *instance, clientSecret 
 		"AUTHGATE_COOKIE_SECURE=false",
 		"AUTHGATE_SCOPES=openid,email,profile,groups,offline_access",
 		"AUTHGATE_LOG_LEVEL="+b.cfg.logLevel,
-		// Only to read runtime.MemStats after each run (memorySplit);
-		// the handlers do nothing until asked.
-		"AUTHGATE_PPROF=true",
 	)
+	if b.cfg.keep {
+		// Heap and CPU profiles of every run (-keep only: fetching them
+		// maps code the proxy itself never runs).
+		env = append(env, "AUTHGATE_PPROF=true")
+	}
 	env = append(env, inst.env...)
 	env = append(env, b.cfg.authgateEnv...)
 	name := "authgate-" + inst.name

@@ -141,7 +141,7 @@ func (b *bench) peerTargets() []*target {
 
 // authgateTarget is the authgate side of a case.
 func authgateTarget(inst *instance) *target {
-	return &target{name: targetAuthgate, base: inst.base(), proc: inst.child, idp: inst.idp, heapURL: "http://" + inst.internal + "/debug/pprof/heap?debug=1"}
+	return &target{name: targetAuthgate, base: inst.base(), proc: inst.child, idp: inst.idp, metricsURL: "http://" + inst.internal + "/metrics", pprofURL: "http://" + inst.internal + "/debug/pprof/"}
 }
 
 // isBare reports whether t is one of the bare proxies, which forward
@@ -539,11 +539,10 @@ func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) r
 	idpBefore := t.idp.snapshot()
 
 	var cpuProfile chan error
-	if b.cfg.keep && t.heapURL != "" {
+	if b.cfg.keep && t.pprofURL != "" {
 		// A CPU profile of the run, for go tool pprof.
 		cpuProfile = make(chan error, 1)
-		url := strings.Replace(strings.TrimSuffix(t.heapURL, "?debug=1"), "/heap", "/profile", 1) +
-			fmt.Sprintf("?seconds=%d", max(1, int(b.cfg.duration.Seconds())-1))
+		url := t.pprofURL + fmt.Sprintf("profile?seconds=%d", max(1, int(b.cfg.duration.Seconds())-1))
 		name := filepath.Join(b.tmp, fmt.Sprintf("cpu-%s-%d.pb.gz", c.name, run))
 		go func() { cpuProfile <- saveURL(ctx, url, name) }()
 	}
@@ -581,9 +580,9 @@ func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) r
 	}
 	r.peakRSSKiB = after.hwmKiB
 	r.endAnonKiB, r.endFileKiB = after.anonKiB, after.fileKiB
-	if t.heapURL != "" {
+	if t.metricsURL != "" {
 		// Read after the numbers above: it stops the world briefly.
-		if m, err := fetchMemStats(ctx, t.heapURL); err == nil {
+		if m, err := fetchMemStats(ctx, t.metricsURL); err == nil {
 			r.mem = &m
 		} else {
 			fmt.Fprintf(b.stderr, "[%s] run %d %s: memory split: %v\n", c.name, run, t.name, err)
@@ -591,7 +590,7 @@ func (b *bench) measure(ctx context.Context, c *benchCase, t *target, run int) r
 		if b.cfg.keep {
 			// For go tool pprof -sample_index=inuse_space.
 			name := filepath.Join(b.tmp, fmt.Sprintf("heap-%s-%d.pb.gz", c.name, run))
-			if err := saveURL(ctx, strings.TrimSuffix(t.heapURL, "?debug=1"), name); err != nil {
+			if err := saveURL(ctx, t.pprofURL+"heap", name); err != nil {
 				fmt.Fprintf(b.stderr, "[%s] run %d %s: heap profile: %v\n", c.name, run, t.name, err)
 			}
 			if err := writeResident(filepath.Join(b.tmp, fmt.Sprintf("resident-%s-%d.txt", c.name, run)), t.proc.pid(), b.authgate); err != nil {

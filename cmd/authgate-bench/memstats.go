@@ -1,20 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 )
 
 // memStats is the part of runtime.MemStats that explains a Go process's
-// anonymous memory, as net/http/pprof prints it at the end of
-// /debug/pprof/heap?debug=1 ("# HeapInuse = 123" lines).
+// anonymous memory, as the Prometheus Go collector exports it on
+// authgate's /metrics (go_memstats_*): read from the endpoint an operator
+// scrapes anyway, so that measuring touches no code the proxy would not.
 type memStats struct {
 	heapInuse   int64 // spans holding objects (live and not yet swept garbage)
 	heapIdle    int64 // spans without objects, not yet returned to the OS
@@ -26,65 +24,42 @@ type memStats struct {
 	heapObjects int64
 }
 
-// fetchMemStats reads authgate's MemStats from its pprof heap endpoint.
+// memStatsMetrics are the samples fetchMemStats reads.
+var memStatsMetrics = []string{
+	"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes",
+	"go_memstats_stack_inuse_bytes", "go_memstats_gc_sys_bytes", "go_memstats_other_sys_bytes",
+	"go_memstats_mspan_sys_bytes", "go_memstats_mcache_sys_bytes", "go_memstats_buck_hash_sys_bytes",
+	"go_memstats_next_gc_bytes", "go_gc_duration_seconds_count", "go_memstats_heap_objects",
+}
+
+// fetchMemStats reads authgate's MemStats from its /metrics.
 func fetchMemStats(ctx context.Context, url string) (memStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	m, err := scrapeMetrics(ctx, url, memStatsMetrics...)
 	if err != nil {
-		return memStats{}, err
+		return memStats{}, fmt.Errorf("read memory statistics: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return memStats{}, fmt.Errorf("fetch heap profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return memStats{}, fmt.Errorf("fetch heap profile: %s", resp.Status)
-	}
-	return parseMemStats(resp.Body)
+	return memStatsFrom(m)
 }
 
-// parseMemStats reads the "# Name = value" lines of a debug=1 heap profile.
-func parseMemStats(r io.Reader) (memStats, error) {
-	v := map[string]int64{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), "# ")
-		if !ok {
-			continue
-		}
-		name, value, ok := strings.Cut(line, " = ")
-		if !ok {
-			continue
-		}
-		// "Stack = 1 / 2", "MSpan = 1 / 2", "MCache = 1 / 2" are in use / obtained.
-		inuse, sys, pair := strings.Cut(value, " / ")
-		if n, err := strconv.ParseInt(inuse, 10, 64); err == nil {
-			v[name] = n
-			if pair {
-				if n, err := strconv.ParseInt(sys, 10, 64); err == nil {
-					v[name+"Sys"] = n
-				}
-			}
+// memStatsFrom converts the scraped samples.
+func memStatsFrom(m map[string]float64) (memStats, error) {
+	for _, name := range memStatsMetrics {
+		if _, ok := m[name]; !ok {
+			return memStats{}, fmt.Errorf("read memory statistics: no %s", name)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return memStats{}, fmt.Errorf("read heap profile: %w", err)
-	}
-	if _, ok := v["HeapInuse"]; !ok {
-		return memStats{}, fmt.Errorf("read heap profile: no MemStats in it")
-	}
+	v := func(name string) int64 { return int64(m[name]) }
 	return memStats{
-		heapInuse:   v["HeapInuse"],
-		heapIdle:    v["HeapIdle"] - v["HeapReleased"],
-		stackInuse:  v["Stack"],
-		gcSys:       v["GCSys"],
-		otherSys:    v["MSpanSys"] + v["MCacheSys"] + v["BuckHashSys"] + v["OtherSys"],
-		nextGC:      v["NextGC"],
-		numGC:       v["NumGC"],
-		heapObjects: v["HeapObjects"],
+		heapInuse:   v("go_memstats_heap_inuse_bytes"),
+		heapIdle:    v("go_memstats_heap_idle_bytes") - v("go_memstats_heap_released_bytes"),
+		stackInuse:  v("go_memstats_stack_inuse_bytes"),
+		gcSys:       v("go_memstats_gc_sys_bytes"),
+		otherSys:    v("go_memstats_other_sys_bytes") + v("go_memstats_mspan_sys_bytes") + v("go_memstats_mcache_sys_bytes") + v("go_memstats_buck_hash_sys_bytes"),
+		nextGC:      v("go_memstats_next_gc_bytes"),
+		numGC:       v("go_gc_duration_seconds_count"),
+		heapObjects: v("go_memstats_heap_objects"),
 	}, nil
 }
 

@@ -425,36 +425,38 @@ func TestParseInitTrace(t *testing.T) {
 	}
 }
 
-func TestParseMemStats(t *testing.T) {
-	profile := `heap profile: 1: 2 [3: 4] @ heap/1048576
-1: 2 [3: 4] @ 0x1 0x2
-
-# runtime.MemStats
-# Alloc = 3000000
-# HeapIdle = 5242880
-# HeapReleased = 1048576
-# HeapInuse = 4194304
-# HeapObjects = 12345
-# Stack = 1048576 / 1081344
-# MSpan = 90 / 100
-# MCache = 10 / 20
-# BuckHashSys = 3
-# GCSys = 2097152
-# OtherSys = 7
-# NextGC = 8388608
-# NumGC = 42
-# Stack = 1048576 / 1048576
+func TestMemStatsFromMetrics(t *testing.T) {
+	exposition := `# HELP go_memstats_heap_inuse_bytes x
+# TYPE go_memstats_heap_inuse_bytes gauge
+go_memstats_heap_inuse_bytes 4.194304e+06
+go_memstats_heap_idle_bytes 5.24288e+06
+go_memstats_heap_released_bytes 1.048576e+06
+go_memstats_stack_inuse_bytes 1.048576e+06
+go_memstats_gc_sys_bytes 2.097152e+06
+go_memstats_other_sys_bytes 7
+go_memstats_mspan_sys_bytes 100
+go_memstats_mcache_sys_bytes 20
+go_memstats_buck_hash_sys_bytes 3
+go_memstats_next_gc_bytes 8.388608e+06
+go_gc_duration_seconds{quantile="0.5"} 1e-05
+go_gc_duration_seconds_count 42
+go_memstats_heap_objects 12345
 `
-	got, err := parseMemStats(strings.NewReader(profile))
+	m, err := parseMetrics(strings.NewReader(exposition), memStatsMetrics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := memStatsFrom(m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := memStats{heapInuse: 4194304, heapIdle: 4194304, stackInuse: 1048576, gcSys: 2097152, otherSys: 130, nextGC: 8388608, numGC: 42, heapObjects: 12345}
 	if got != want {
-		t.Errorf("parseMemStats = %+v, want %+v", got, want)
+		t.Errorf("memStatsFrom = %+v, want %+v", got, want)
 	}
-	if _, err := parseMemStats(strings.NewReader("heap profile: nothing\n")); err == nil {
-		t.Error("parseMemStats of a profile without MemStats: want an error")
+	delete(m, "go_memstats_gc_sys_bytes")
+	if _, err := memStatsFrom(m); err == nil || !strings.Contains(err.Error(), "go_memstats_gc_sys_bytes") {
+		t.Errorf("memStatsFrom without a sample: %v, want an error naming it", err)
 	}
 }
 

@@ -668,7 +668,7 @@ func (r *report) renderMemorySplit(w io.Writer) {
 		return
 	}
 	p("## Where the peak goes\n\n")
-	p("authgate's and the pooled bare proxy's run with the highest peak in each case. Right after the load: the resident set's file pages (the executable's code and data it has touched) and anonymous memory, and, from `runtime.MemStats` (read from `/debug/pprof/heap?debug=1` on the internal listener, `AUTHGATE_PPROF=true`), what the Go runtime holds: heap spans in use (live objects and garbage not yet swept), free heap spans not yet returned to the OS, goroutine stacks, GC metadata and the rest of the runtime's own memory. The GC target is the heap size at which the next collection starts (twice the live heap with GOGC=100).\n\n")
+	p("authgate's and the pooled bare proxy's run with the highest peak in each case. Right after the load: the resident set's file pages (the executable's code and data it has touched) and anonymous memory, and, from `runtime.MemStats` (the `go_memstats_*` samples of authgate's `/metrics`), what the Go runtime holds: heap spans in use (live objects and garbage not yet swept), free heap spans not yet returned to the OS, goroutine stacks, GC metadata and the rest of the runtime's own memory. The GC target is the heap size at which the next collection starts (twice the live heap with GOGC=100).\n\n")
 	p("| case | target | peak RSS MiB | file MiB | anonymous MiB | heap in use | heap free, kept | stacks | GC metadata | runtime other | GC target MiB | GCs so far |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range rows {

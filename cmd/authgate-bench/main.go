@@ -34,6 +34,9 @@ import (
 	"time"
 )
 
+// defaultRuns is -runs' default: alternations per case.
+const defaultRuns = 3
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -120,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of each measured load run (whole seconds)")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured load per target before each case (whole seconds; 0 for none)")
-	fs.IntVar(&c.runs, "runs", 3, "alternations A B per case; medians are taken over them")
+	fs.IntVar(&c.runs, "runs", defaultRuns, "alternations A B per case; medians are taken over them")
 	fs.IntVar(&c.connections, "connections", 64, "wrk keep-alive connections (-c)")
 	fs.IntVar(&c.threads, "threads", 2, "wrk threads (-t)")
 	fs.IntVar(&c.workers, "workers", 8, "closed-loop Go clients for the login and refresh cases")

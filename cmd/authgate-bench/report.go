@@ -123,7 +123,11 @@ func (r *report) render(w io.Writer) {
 	p("# authgate benchmark results\n\n")
 	p("Measured by `cmd/authgate-bench` (issue 7) on %s; the run took %s. Regenerate (about %s of load plus setup):\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Second), r.cfg.plannedLoad())
-	p("```sh\nexport GOTOOLCHAIN=go1.27.3\ngo run ./cmd/authgate-bench -out deploy/bench/RESULTS.md\n```\n\n")
+	runs := ""
+	if r.cfg.runs != defaultRuns {
+		runs = fmt.Sprintf(" -runs %d", r.cfg.runs)
+	}
+	p("```sh\nexport GOTOOLCHAIN=go1.27.3\ngo run ./cmd/authgate-bench%s -out deploy/bench/RESULTS.md\n```\n\n", runs)
 	p("Targets, each its own process in front of the same fixed-body upstream and signing in at the same IdP: **authgate** (the real binary, built as the container image builds it), **bare-pooled** (`httputil.ReverseProxy` with authgate's transport and a BufferPool: the reference every ratio divides by), **bare** (the same without a BufferPool), and the peers **oauth2-proxy** and **mod_auth_openidc** (Apache httpd), when installed. See [How to read this](#how-to-read-this).\n\n")
 
 	r.renderTargets(w)

@@ -725,12 +725,15 @@ func TestObservedStreams(t *testing.T) {
 	io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 
+	// Both lines are written when their streams end, after the client
+	// has closed its side: wait for them.
+	waitAccess := time.Now().Add(5 * time.Second)
+	for time.Now().Before(waitAccess) && !(strings.Contains(g.logs.String(), `"request_id":"ws-1"`) &&
+		strings.Contains(g.logs.String(), `"request_id":"sse-1"`)) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if m := accessLineFor(t, g, "request_id", "ws-1"); m["status"] != float64(http.StatusSwitchingProtocols) || m["outcome"] != "forwarded" {
 		t.Errorf("WebSocket access line = %v", m)
-	}
-	waitAccess := time.Now().Add(5 * time.Second)
-	for time.Now().Before(waitAccess) && !strings.Contains(g.logs.String(), `"request_id":"sse-1"`) {
-		time.Sleep(10 * time.Millisecond)
 	}
 	if m := accessLineFor(t, g, "request_id", "sse-1"); m["status"] != float64(http.StatusOK) || m["bytes"] != float64(len("data: first\n\n")) {
 		t.Errorf("event stream access line = %v", m)

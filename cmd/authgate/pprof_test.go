@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -49,5 +50,33 @@ func TestPprof(t *testing.T) {
 				t.Errorf("an unauthenticated /debug/pprof/ reached the upstream")
 			}
 		})
+	}
+}
+
+// TestSetMemProfiling: the memory profiler runs only where a heap profile
+// can be read (AUTHGATE_PPROF=true).
+func TestSetMemProfiling(t *testing.T) {
+	saved := runtime.MemProfileRate
+	t.Cleanup(func() { runtime.MemProfileRate = saved })
+	for _, tt := range []struct {
+		pprof string
+		want  int
+	}{
+		{"", 0},
+		{"false", 0},
+		{"nonsense", 0},
+		{"true", 512 * 1024},
+		{"1", 512 * 1024},
+	} {
+		runtime.MemProfileRate = 512 * 1024
+		setMemProfiling(func(k string) string {
+			if k == "AUTHGATE_PPROF" {
+				return tt.pprof
+			}
+			return ""
+		})
+		if runtime.MemProfileRate != tt.want {
+			t.Errorf("AUTHGATE_PPROF=%q: MemProfileRate = %d, want %d", tt.pprof, runtime.MemProfileRate, tt.want)
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/authgate/authgate/cmd/authgate-bench/internal/benchnet"
 )
 
 // landingPath is the rd of every benchmark login; the browser stops at the
@@ -45,7 +47,7 @@ func newBrowser(tr http.RoundTripper, issuer string) (*browser, error) {
 		Jar:       jar,
 		Timeout:   30 * time.Second,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if err := requireLoopbackURL(req.URL.String()); err != nil {
+			if err := benchnet.RequireLoopbackURL(req.URL.String()); err != nil {
 				return err
 			}
 			if len(via) >= 10 {
@@ -66,7 +68,7 @@ func newBrowser(tr http.RoundTripper, issuer string) (*browser, error) {
 // sets the session cookie and redirects to landingPath. It returns whether
 // the password form was used.
 func (b *browser) login(ctx context.Context, start string) (usedForm bool, err error) {
-	if err := requireLoopbackURL(start); err != nil {
+	if err := benchnet.RequireLoopbackURL(start); err != nil {
 		return false, err
 	}
 	// Sign in as a user without a proxy session (the IdP's session stays):

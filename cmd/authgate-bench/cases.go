@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/authgate/authgate/cmd/authgate-bench/internal/benchnet"
 )
 
 // benchCase is one row of the report: a load, the targets it alternates
@@ -199,7 +201,7 @@ func describeHeaders(headers []string) string {
 
 // checkStatus sends one GET with headers and compares the status.
 func (b *bench) checkStatus(ctx context.Context, url string, headers []string, want int) error {
-	if err := requireLoopbackURL(url); err != nil {
+	if err := benchnet.RequireLoopbackURL(url); err != nil {
 		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/demoidp"
+
+	"github.com/authgate/authgate/cmd/authgate-bench/internal/benchnet"
 )
 
 // Demo IdP settings. The main IdP's access tokens live an hour, so that
@@ -62,7 +64,7 @@ func startIdP(secret string, redirectURIs []string, accessLifetime time.Duration
 	// The op package logs protocol errors to slog.Default(): keep them out
 	// of the results on stdout.
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	b.srv = newServer(b.count(p.Handler()))
+	b.srv = benchnet.NewServer(b.count(p.Handler()))
 	go b.srv.Serve(ln)
 	return b, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -186,39 +185,6 @@ func TestCPUMicrosPerOp(t *testing.T) {
 	}
 	if got := cpuMicrosPerOp(150, 100, 0); !math.IsNaN(got) {
 		t.Errorf("cpuMicrosPerOp with no operations = %v, want NaN", got)
-	}
-}
-
-func TestRequireLoopback(t *testing.T) {
-	tests := []struct {
-		name string
-		url  string
-		ok   bool
-	}{
-		{"ipv4 loopback", "http://127.0.0.1:4180/", true},
-		{"other 127/8 address", "http://127.1.2.3:80/x", true},
-		{"ipv6 loopback", "http://[::1]:4180/", true},
-		{"name refused", "http://localhost:4180/", false},
-		{"public address", "http://192.0.2.10:4180/", false},
-		{"unspecified", "http://0.0.0.0:4180/", false},
-		{"https refused", "https://127.0.0.1/", false},
-		{"not a URL", "http://[::1", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := requireLoopbackURL(tt.url)
-			if (err == nil) != tt.ok {
-				t.Errorf("requireLoopbackURL(%q) = %v, want ok=%v", tt.url, err, tt.ok)
-			}
-			if err != nil && !errors.Is(err, errNotLoopback) {
-				t.Errorf("requireLoopbackURL(%q) = %v, want errNotLoopback", tt.url, err)
-			}
-		})
-	}
-	for addr, ok := range map[string]bool{"127.0.0.1:0": true, "[::1]:1": true, ":4180": false, "10.0.0.1:1": false, "127.0.0.1": false} {
-		if err := requireLoopbackAddr(addr); (err == nil) != ok {
-			t.Errorf("requireLoopbackAddr(%q) = %v, want ok=%v", addr, err, ok)
-		}
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/authgate/authgate/cmd/authgate-bench/internal/benchnet"
 )
 
 // child is a process this benchmark started and measures.
@@ -128,7 +130,7 @@ func parseListening(line string, want int) ([]string, error) {
 		return nil, fmt.Errorf("parse listening line: %d addresses, want %d", len(addrs), want)
 	}
 	for _, a := range addrs {
-		if err := requireLoopbackAddr(a); err != nil {
+		if err := benchnet.RequireLoopbackAddr(a); err != nil {
 			return nil, fmt.Errorf("parse listening line: %w", err)
 		}
 	}
@@ -151,7 +153,7 @@ func freeLoopbackAddr() (string, error) {
 // waitHTTP polls url until it answers 200, the child exits or timeout
 // passes.
 func waitHTTP(ctx context.Context, c *child, url string, timeout time.Duration) error {
-	if err := requireLoopbackURL(url); err != nil {
+	if err := benchnet.RequireLoopbackURL(url); err != nil {
 		return err
 	}
 	client := &http.Client{Timeout: time.Second}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/authgate/authgate/cmd/authgate-bench/internal/benchnet"
 )
 
 // cmdUpstream is a hidden subcommand: the benchmark re-executes itself to
@@ -47,17 +48,6 @@ func newBareTransport() *http.Transport {
 		MaxIdleConnsPerHost:   bareMaxIdleConnsPerHost,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
-	}
-}
-
-// newServer has the server settings authgate's proxy listener has
-// (cmd/authgate defaults).
-func newServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
 	}
 }
 
@@ -125,7 +115,7 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 2
 	}
 	for _, a := range []string{*listen, *statsListen} {
-		if err := requireLoopbackAddr(a); err != nil {
+		if err := benchnet.RequireLoopbackAddr(a); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", cmdUpstream, err)
 			return 2
 		}
@@ -147,30 +137,11 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s%s %s\n", listeningPrefix, ln.Addr(), statsLn.Addr())
-	srv := newServer(f)
+	srv := benchnet.NewServer(f)
 	srv.ConnState = f.connState
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", f.serveStats)
-	stats := newServer(mux)
-	go serve(ctx, io.Discard, statsLn, stats)
-	return serve(ctx, stderr, ln, srv)
-}
-
-// serve runs srv on ln until ctx ends (SIGTERM), then shuts it down.
-func serve(ctx context.Context, stderr io.Writer, ln net.Listener, srv *http.Server) int {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		fmt.Fprintf(stderr, "serve: %v\n", err)
-		return 1
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintf(stderr, "shutdown: %v\n", err)
-		return 1
-	}
-	return 0
+	stats := benchnet.NewServer(mux)
+	go benchnet.Serve(ctx, io.Discard, statsLn, stats)
+	return benchnet.Serve(ctx, stderr, ln, srv)
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/authgate/authgate/cmd/authgate-bench/internal/benchnet"
 )
 
 // Soak traffic: bounded, so that a soak measures drift, not saturation.
@@ -250,7 +252,7 @@ func (b *bench) soakLoginSignOut(ctx context.Context, br *browser, inst *instanc
 // checks that bytes written come back (the upstream echoes), holds it for
 // hold, and closes it.
 func webSocketEcho(ctx context.Context, addr, cookie string, hold time.Duration) error {
-	if err := requireLoopbackAddr(addr); err != nil {
+	if err := benchnet.RequireLoopbackAddr(addr); err != nil {
 		return err
 	}
 	var d net.Dialer
@@ -291,7 +293,7 @@ func webSocketEcho(ctx context.Context, addr, cookie string, hold time.Duration)
 // scrapeMetrics reads the named unlabelled gauges from a Prometheus text
 // endpoint on loopback.
 func scrapeMetrics(ctx context.Context, u string, names ...string) (map[string]float64, error) {
-	if err := requireLoopbackURL(u); err != nil {
+	if err := benchnet.RequireLoopbackURL(u); err != nil {
 		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authgate/authgate/cmd/authgate-bench/internal/benchnet"
 )
 
 // wrkScript makes wrk print one machine-readable line at the end of a run.
@@ -120,7 +122,7 @@ func newWrkRunner(path, dir string) (*wrkRunner, error) {
 // run drives target for d and returns wrk's numbers. It refuses targets
 // that are not loopback, and kills wrk if it overruns d by 20s.
 func (w *wrkRunner) run(ctx context.Context, threads, conns int, d time.Duration, target string, headers []string) (wrkResult, error) {
-	if err := requireLoopbackURL(target); err != nil {
+	if err := benchnet.RequireLoopbackURL(target); err != nil {
 		return wrkResult{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, d+20*time.Second)

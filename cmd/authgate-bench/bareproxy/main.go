@@ -12,20 +12,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/authgate/authgate/cmd/authgate-bench/internal/benchnet"
 )
 
 func main() {
@@ -86,17 +86,6 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
-// loopback reports whether hostport names a loopback IP: the benchmark
-// sends traffic nowhere else.
-func loopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return false
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bareproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -106,12 +95,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	target, err := url.Parse(*upstream)
-	if !loopback(*listen) {
+	if benchnet.RequireLoopbackAddr(*listen) != nil {
 		fmt.Fprintf(stderr, "bareproxy: -listen %q: want a loopback IP and port\n", *listen)
 		return 2
 	}
-	if err != nil || target.Scheme != "http" || !loopback(target.Host) {
+	target, err := url.Parse(*upstream)
+	if err != nil || benchnet.RequireLoopbackURL(*upstream) != nil {
 		fmt.Fprintf(stderr, "bareproxy: -upstream %q: want http://<loopback IP>:<port>\n", *upstream)
 		return 2
 	}
@@ -121,26 +110,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "listening %s\n", ln.Addr())
-	// The server settings of authgate's proxy listener (cmd/authgate defaults).
-	srv := &http.Server{
-		Handler:           newProxy(target, *pooled),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		fmt.Fprintf(stderr, "bareproxy: %v\n", err)
-		return 1
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintf(stderr, "bareproxy: shutdown: %v\n", err)
-		return 1
-	}
-	return 0
+	return benchnet.Serve(ctx, stderr, ln, benchnet.NewServer(newProxy(target, *pooled)))
 }

@@ -187,16 +187,8 @@ func (b *bench) run(ctx context.Context) (err error) {
 	b.rep.loadEnd = loadAverage()
 	b.rep.finished = time.Now()
 
-	var md strings.Builder
-	b.rep.render(&md)
-	fmt.Fprint(b.stdout, md.String())
-	if b.cfg.out != "" {
-		if err := os.MkdirAll(filepath.Dir(b.cfg.out), 0o755); err != nil {
-			return fmt.Errorf("write -out: %w", err)
-		}
-		if err := os.WriteFile(b.cfg.out, []byte(md.String()), 0o644); err != nil {
-			return fmt.Errorf("write -out: %w", err)
-		}
+	if err := b.writeReport(b.rep.render); err != nil {
+		return err
 	}
 	fmt.Fprintf(b.stderr, "authgate-bench: done in %s\n", b.rep.finished.Sub(b.rep.started).Round(time.Second))
 	return nil
@@ -665,4 +657,21 @@ func readFileString(path string) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return strings.TrimSpace(line)
+}
+
+// writeReport renders a report to stdout and, with -out, to that file.
+func (b *bench) writeReport(render func(io.Writer)) error {
+	var md strings.Builder
+	render(&md)
+	fmt.Fprint(b.stdout, md.String())
+	if b.cfg.out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(b.cfg.out), 0o755); err != nil {
+		return fmt.Errorf("write -out: %w", err)
+	}
+	if err := os.WriteFile(b.cfg.out, []byte(md.String()), 0o644); err != nil {
+		return fmt.Errorf("write -out: %w", err)
+	}
+	return nil
 }

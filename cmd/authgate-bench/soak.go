@@ -9,8 +9,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -459,16 +457,8 @@ func (b *bench) soak(ctx context.Context) error {
 			rep.commit = kv.value
 		}
 	}
-	var md strings.Builder
-	rep.render(&md)
-	fmt.Fprint(b.stdout, md.String())
-	if b.cfg.out != "" {
-		if err := os.MkdirAll(filepath.Dir(b.cfg.out), 0o755); err != nil {
-			return fmt.Errorf("write -out: %w", err)
-		}
-		if err := os.WriteFile(b.cfg.out, []byte(md.String()), 0o644); err != nil {
-			return fmt.Errorf("write -out: %w", err)
-		}
+	if err := b.writeReport(rep.render); err != nil {
+		return err
 	}
 	if rss, heap, gor := rep.drifts(); rep.samples[len(rep.samples)-1].errors > 0 || !(math.Abs(rss) <= soakMaxDrift && math.Abs(heap) <= soakMaxDrift && math.Abs(gor) <= soakMaxDrift) {
 		return errors.New("soak: a target was missed (see the report)")

@@ -3,11 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -241,18 +236,7 @@ func TestCheckConfigProblems(t *testing.T) {
 // TestCheckPrivateKeyJWT: with AUTHGATE_CLIENT_PRIVATE_KEY_FILE the
 // provider must advertise private_key_jwt.
 func TestCheckPrivateKeyJWT(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "client.key")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file, _ := writeClientKey(t)
 	for _, tc := range []struct {
 		name    string
 		methods []string

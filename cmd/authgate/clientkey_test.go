@@ -23,15 +23,21 @@ func writeClientKey(t *testing.T) (string, *ecdsa.PrivateKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return writePKCS8(t, key), key
+}
+
+// writePKCS8 writes key as a PKCS #8 PEM file and returns its path.
+func writePKCS8(t *testing.T, key any) string {
+	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "client.pem")
+	file := filepath.Join(t.TempDir(), "client-key.pem")
 	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return file, key
+	return file
 }
 
 func TestLoadConfigClientKey(t *testing.T) {

@@ -119,6 +119,13 @@ const longTokens = 10 * time.Minute
 // defaults.
 func startBrowserEnv(t *testing.T, tokenLifetime time.Duration, extra map[string]string) *browserEnv {
 	t.Helper()
+	return startBrowserEnvUsers(t, tokenLifetime, nil, extra)
+}
+
+// startBrowserEnvUsers is startBrowserEnv with the demo provider's users
+// (nil: its default users).
+func startBrowserEnvUsers(t *testing.T, tokenLifetime time.Duration, users []demoidp.User, extra map[string]string) *browserEnv {
+	t.Helper()
 	gateLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +144,7 @@ func startBrowserEnv(t *testing.T, tokenLifetime time.Duration, extra map[string
 			RedirectURIs:           []string{e.base + "/oauth2/callback"},
 			PostLogoutRedirectURIs: []string{e.base + "/"},
 		}},
+		Users:               users,
 		AccessTokenLifetime: tokenLifetime,
 		IDTokenLifetime:     tokenLifetime,
 		Logger:              slog.New(slog.NewTextHandler(idpLogs, &slog.HandlerOptions{Level: slog.LevelDebug})),

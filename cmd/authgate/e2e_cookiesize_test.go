@@ -3,10 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -31,50 +28,12 @@ func guids(n int) []string {
 // session cannot fit in cookies at all gets the page that names
 // AUTHGATE_SESSION_STORE=redis, not a 503, and the sizes are logged once.
 func TestSessionCookieSizeE2E(t *testing.T) {
-	gateLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, issuer := "http://"+gateLn.Addr().String(), "http://"+idpLn.Addr().String()+"/"
 	entraGroups := guids(200)
-	op, err := demoidp.New(demoidp.Options{
-		Issuer: issuer,
-		Clients: []demoidp.Client{{ID: browserClientID, Secret: browserClientSecret,
-			RedirectURIs: []string{base + "/oauth2/callback"}}},
-		Users: []demoidp.User{
-			{ID: "user-gina", Username: "gina", Password: "gina-pw", Email: "gina@example.com", EmailVerified: true, Name: "Gina", Groups: entraGroups},
-			{ID: "user-hugo", Username: "hugo", Password: "hugo-pw", Email: "hugo@example.com", EmailVerified: true, Name: "Hugo", Groups: guids(3000)},
-		},
-		AccessTokenLifetime: longTokens,
-		IDTokenLifetime:     longTokens,
-		Logger:              slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpSrv := httptest.NewUnstartedServer(op.Handler())
-	idpSrv.Listener.Close()
-	idpSrv.Listener = idpLn
-	idpSrv.Start()
-	t.Cleanup(idpSrv.Close)
-	up := &upstreamLog{}
-	upSrv := httptest.NewServer(up.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })))
-	t.Cleanup(upSrv.Close)
-	g := startGateWith(t, gateLn, map[string]string{
-		"AUTHGATE_UPSTREAM":        upSrv.URL,
-		"AUTHGATE_OIDC_ISSUER_URL": issuer,
-		"AUTHGATE_CLIENT_ID":       browserClientID,
-		"AUTHGATE_CLIENT_SECRET":   browserClientSecret,
-		"AUTHGATE_COOKIE_SECRET":   testCookieSecret,
-		"AUTHGATE_REDIRECT_URL":    base + "/oauth2/callback",
-		"AUTHGATE_COOKIE_SECURE":   "false",
-		"AUTHGATE_INTERNAL_ADDR":   "127.0.0.1:0",
-		"AUTHGATE_SCOPES":          "openid,email,profile,groups,offline_access",
-	}, nil, nil)
+	e := startBrowserEnvUsers(t, longTokens, []demoidp.User{
+		{ID: "user-gina", Username: "gina", Password: "gina-pw", Email: "gina@example.com", EmailVerified: true, Name: "Gina", Groups: entraGroups},
+		{ID: "user-hugo", Username: "hugo", Password: "hugo-pw", Email: "hugo@example.com", EmailVerified: true, Name: "Hugo", Groups: guids(3000)},
+	}, nil)
+	base, issuer, up, g := e.base, e.issuer, e.up, e.gate
 
 	login := func(user string) (*browser, *http.Response, string) {
 		b := newBrowser(t)

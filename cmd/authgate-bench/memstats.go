@@ -14,14 +14,13 @@ import (
 // authgate's /metrics (go_memstats_*): read from the endpoint an operator
 // scrapes anyway, so that measuring touches no code the proxy would not.
 type memStats struct {
-	heapInuse   int64 // spans holding objects (live and not yet swept garbage)
-	heapIdle    int64 // spans without objects, not yet returned to the OS
-	stackInuse  int64 // goroutine stacks
-	gcSys       int64 // GC metadata
-	otherSys    int64 // the rest of the runtime's own memory (MSpanSys, MCacheSys, BuckHashSys, OtherSys)
-	nextGC      int64 // the heap size that triggers the next GC
-	numGC       int64
-	heapObjects int64
+	heapInuse  int64 // spans holding objects (live and not yet swept garbage)
+	heapIdle   int64 // spans without objects, not yet returned to the OS
+	stackInuse int64 // goroutine stacks
+	gcSys      int64 // GC metadata
+	otherSys   int64 // the rest of the runtime's own memory (MSpanSys, MCacheSys, BuckHashSys, OtherSys)
+	nextGC     int64 // the heap size that triggers the next GC
+	numGC      int64
 }
 
 // memStatsMetrics are the samples fetchMemStats reads.
@@ -29,7 +28,7 @@ var memStatsMetrics = []string{
 	"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes",
 	"go_memstats_stack_inuse_bytes", "go_memstats_gc_sys_bytes", "go_memstats_other_sys_bytes",
 	"go_memstats_mspan_sys_bytes", "go_memstats_mcache_sys_bytes", "go_memstats_buck_hash_sys_bytes",
-	"go_memstats_next_gc_bytes", "go_gc_duration_seconds_count", "go_memstats_heap_objects",
+	"go_memstats_next_gc_bytes", "go_gc_duration_seconds_count",
 }
 
 // fetchMemStats reads authgate's MemStats from its /metrics.
@@ -52,14 +51,13 @@ func memStatsFrom(m map[string]float64) (memStats, error) {
 	}
 	v := func(name string) int64 { return int64(m[name]) }
 	return memStats{
-		heapInuse:   v("go_memstats_heap_inuse_bytes"),
-		heapIdle:    v("go_memstats_heap_idle_bytes") - v("go_memstats_heap_released_bytes"),
-		stackInuse:  v("go_memstats_stack_inuse_bytes"),
-		gcSys:       v("go_memstats_gc_sys_bytes"),
-		otherSys:    v("go_memstats_other_sys_bytes") + v("go_memstats_mspan_sys_bytes") + v("go_memstats_mcache_sys_bytes") + v("go_memstats_buck_hash_sys_bytes"),
-		nextGC:      v("go_memstats_next_gc_bytes"),
-		numGC:       v("go_gc_duration_seconds_count"),
-		heapObjects: v("go_memstats_heap_objects"),
+		heapInuse:  v("go_memstats_heap_inuse_bytes"),
+		heapIdle:   v("go_memstats_heap_idle_bytes") - v("go_memstats_heap_released_bytes"),
+		stackInuse: v("go_memstats_stack_inuse_bytes"),
+		gcSys:      v("go_memstats_gc_sys_bytes"),
+		otherSys:   v("go_memstats_other_sys_bytes") + v("go_memstats_mspan_sys_bytes") + v("go_memstats_mcache_sys_bytes") + v("go_memstats_buck_hash_sys_bytes"),
+		nextGC:     v("go_memstats_next_gc_bytes"),
+		numGC:      v("go_gc_duration_seconds_count"),
 	}, nil
 }
 
